@@ -1,0 +1,36 @@
+# One bootstrap for everything: Python deps into .venv, npm tools with `npm ci`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap demo test lint bench clean
+
+bootstrap: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: bootstrap
+	$(BIN)/lphedge demo
+
+test: bootstrap
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/mypy policies adapters bot
+
+bench: bootstrap
+	$(BIN)/python -m bench.lp_math
+	$(BIN)/python -m bench.read_positions
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,138 @@
+"""An anvil process on a free loopback port: the local chain and the fork.
+
+The binary comes from the npm package ``@foundry-rs/anvil`` pinned in package.json
+(``node_modules/.bin/anvil``); ``ANVIL_BIN`` overrides the path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Anvil's default accounts (mnemonic "test test ... junk"): well-known test keys,
+# never used outside a local chain.
+ANVIL_KEYS = (
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcf0cf7c4f6a0",
+    "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+    "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+)
+
+
+class AnvilError(RuntimeError):
+    """anvil could not be found or did not come up."""
+
+
+def find_anvil() -> str:
+    env = os.environ.get("ANVIL_BIN")
+    if env:
+        return env
+    local = PROJECT_ROOT / "node_modules" / ".bin" / "anvil"
+    if local.exists():
+        return str(local)
+    found = shutil.which("anvil")
+    if found:
+        return found
+    raise AnvilError("anvil not found: run `make bootstrap` (npm ci installs @foundry-rs/anvil)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rpc(url: str, method: str, params: list[object] | None = None, timeout: float = 2.0) -> object:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
+    req = urllib.request.Request(
+        url, data=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        out = json.loads(resp.read())
+    if "error" in out:
+        raise AnvilError(f"{method}: {out['error']}")
+    return out.get("result")
+
+
+@dataclass
+class Anvil:
+    """A running anvil. Use as a context manager or call ``stop()``."""
+
+    chain_id: int = 31337
+    fork_url: str | None = None
+    code_size_limit: bool = False  # Zodiac Roles exceeds 24 KiB: pass True to lift the limit
+    extra_args: list[str] = field(default_factory=list)
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> Anvil:
+        binary = find_anvil()
+        self.port = self.port or free_port()
+        args = [
+            binary,
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--chain-id", str(self.chain_id),
+            "--silent",
+        ]
+        if self.fork_url:
+            args += ["--fork-url", self.fork_url]
+        if self.code_size_limit:
+            args += ["--disable-code-size-limit"]
+        args += self.extra_args
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = (self.process.stderr.read() if self.process.stderr else b"").decode()
+                raise AnvilError(f"anvil exited with {self.process.returncode}: {err.strip()[:300]}")
+            try:
+                _rpc(self.url, "eth_chainId", timeout=0.5)
+                return self
+            except (OSError, urllib.error.URLError, AnvilError):
+                time.sleep(0.05)
+        self.stop()
+        raise AnvilError(f"anvil did not answer on {self.url} within {timeout:.0f}s")
+
+    def rpc(self, method: str, params: list[object] | None = None) -> object:
+        return _rpc(self.url, method, params, timeout=30.0)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process and self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+    def __enter__(self) -> Anvil:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
