@@ -183,7 +183,7 @@ class DevChain:
         a["fallback_handler"] = self.deploy("CompatibilityFallbackHandler")
         a["multisend"] = self.deploy("MultiSend")
         a["multisend_call_only"] = self.deploy("MultiSendCallOnly")
-        client = EthereumClient(self.url)  # type: ignore[arg-type]
+        client = EthereumClient(self.url)
         owners = [Account.from_key(k).address for k in self.owner_keys]
         tx = Safe.create(
             client,
@@ -278,7 +278,7 @@ class DevChain:
         from policies.lp_math import get_sqrt_ratio_at_tick
 
         t0, t1, _ = self.pool_tokens(pool)
-        sqrt_now, tick_now = self.slot0(pool)
+        sqrt_now, _ = self.slot0(pool)
         target = get_sqrt_ratio_at_tick(target_tick)
         if target == sqrt_now:
             return
