@@ -183,13 +183,13 @@ class DevChain:
         a["fallback_handler"] = self.deploy("CompatibilityFallbackHandler")
         a["multisend"] = self.deploy("MultiSend")
         a["multisend_call_only"] = self.deploy("MultiSendCallOnly")
-        client = EthereumClient(self.url)
+        client = EthereumClient(self.url)  # type: ignore[arg-type]
         owners = [Account.from_key(k).address for k in self.owner_keys]
         tx = Safe.create(
             client,
             self.deployer,
             a["safe_singleton"],  # type: ignore[arg-type]
-            owners,  # type: ignore[arg-type]
+            owners,
             self.threshold,
             fallback_handler=a["fallback_handler"],  # type: ignore[arg-type]
             proxy_factory_address=a["proxy_factory"],  # type: ignore[arg-type]
