@@ -1,0 +1,333 @@
+"""The Safe (1.4.1) as the bot sees it: reads, message hashes, EIP-1271 checks, SafeTx hashes.
+
+Everything that decides whether a signature counts is asked of the Safe itself on-chain
+(``isValidSignature`` through its CompatibilityFallbackHandler, ``checkNSignatures``);
+what is computed locally (message hashes, SafeTx hashes) is computed with eth-account's
+EIP-712 encoder and cross-checked against safe-eth-py and the chain.
+
+Message hashing follows Safe{Wallet}: a text message is first hashed with EIP-191
+(``personal_sign``), typed data with EIP-712; that 32-byte hash is the ``message`` of the
+Safe's own ``SafeMessage(bytes message)`` EIP-712 struct, whose hash the owners sign and
+which the Safe's ``getMessageHash`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from eth_account import Account
+from eth_account.messages import SignableMessage, encode_defunct, encode_typed_data
+from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+from safe_eth.eth import EthereumClient
+from safe_eth.eth.contracts import get_safe_V1_4_1_contract
+from safe_eth.safe import Safe, SafeOperationEnum, SafeTx
+from web3 import Web3
+from web3.exceptions import ContractLogicError
+
+EIP1271_MAGIC = bytes.fromhex("1626ba7e")  # isValidSignature(bytes32,bytes)
+NULL_ADDRESS = "0x0000000000000000000000000000000000000000"
+SAFE_VERSION = "1.4.1"
+
+# Storage slots Safe 1.4.1 keeps outside its ABI (keccak of a fixed label).
+GUARD_SLOT = keccak(text="guard_manager.guard.address")
+FALLBACK_HANDLER_SLOT = keccak(text="fallback_manager.handler.address")
+
+# The fallback handler's functions, called on the Safe's own address.
+_FALLBACK_ABI: list[dict[str, Any]] = [
+    {
+        "name": "isValidSignature",
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [{"name": "_dataHash", "type": "bytes32"}, {"name": "_signature", "type": "bytes"}],
+        "outputs": [{"name": "", "type": "bytes4"}],
+    },
+    {
+        "name": "getMessageHash",
+        "type": "function",
+        "stateMutability": "view",
+        "inputs": [{"name": "message", "type": "bytes"}],
+        "outputs": [{"name": "", "type": "bytes32"}],
+    },
+]
+
+# Safe error codes (contracts/common/ErrorMessage.md in safe-smart-account).
+GS_REASONS = {
+    "GS020": "signatures too short for the threshold",
+    "GS021": "invalid contract signature data offset",
+    "GS022": "invalid contract signature location",
+    "GS023": "invalid contract signature length",
+    "GS024": "invalid contract signature",
+    "GS025": "hash not approved by owner",
+    "GS026": "signer is not a current owner, or signatures not strictly ascending (duplicate)",
+    "GS013": "inner transaction failed",
+}
+
+
+class SafeError(RuntimeError):
+    """The Safe refused, or answered something we cannot trust."""
+
+
+def eip191_hash(message: SignableMessage) -> bytes:
+    """keccak256(0x19 || version || header || body): the hash any EIP-191 signer signs."""
+    return keccak(b"\x19" + message.version + message.header + message.body)
+
+
+def text_message_hash(text: str) -> bytes:
+    """EIP-191 personal_sign hash of a text (what Safe{Wallet} does before wrapping)."""
+    return eip191_hash(encode_defunct(text=text))
+
+
+def typed_data_hash(typed_data: dict[str, Any]) -> bytes:
+    """EIP-712 hash of full typed data (domain, types, primaryType, message)."""
+    return eip191_hash(encode_typed_data(full_message=typed_data))
+
+
+def safe_message_typed_data(chain_id: int, safe: str, message: bytes) -> dict[str, Any]:
+    """The Safe's own EIP-712 ``SafeMessage`` struct around ``message`` (owners sign this)."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "SafeMessage": [{"name": "message", "type": "bytes"}],
+        },
+        "primaryType": "SafeMessage",
+        "domain": {"chainId": chain_id, "verifyingContract": to_checksum_address(safe)},
+        "message": {"message": "0x" + message.hex()},
+    }
+
+
+def safe_message_hash(chain_id: int, safe: str, message: bytes) -> bytes:
+    """Local equivalent of the Safe's ``getMessageHash(message)``."""
+    return typed_data_hash(safe_message_typed_data(chain_id, safe, message))
+
+
+def sign_safe_message(private_key: str, chain_id: int, safe: str, message: bytes) -> bytes:
+    """An owner's 65-byte ECDSA signature (v 27/28) over the SafeMessage hash."""
+    signed = Account.sign_typed_data(
+        private_key, full_message=safe_message_typed_data(chain_id, safe, message)
+    )
+    return bytes(signed.signature)
+
+
+def recover_signer(digest: bytes, signature: bytes) -> str:
+    """Address that produced a 65-byte ECDSA signature (v 27/28) over ``digest``."""
+    if len(signature) != 65:
+        raise SafeError(f"signature must be 65 bytes, got {len(signature)}")
+    if signature[64] not in (27, 28):
+        raise SafeError(f"unsupported signature type v={signature[64]} (expected 27 or 28)")
+    return to_checksum_address(Account._recover_hash(digest, signature=signature))
+
+
+def pack_signatures(signed: list[tuple[str, bytes]]) -> bytes:
+    """Concatenate (signer, signature) pairs sorted by ascending signer address, as the Safe wants."""
+    ordered = sorted(signed, key=lambda item: int(item[0], 16))
+    return b"".join(sig for _, sig in ordered)
+
+
+def revert_reason(exc: Exception) -> str:
+    """A one-line reason from a reverted call, with the Safe's GSxxx code explained."""
+    text = str(exc)
+    for code, meaning in GS_REASONS.items():
+        if code in text:
+            return f"{code}: {meaning}"
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class SafeInvariants:
+    """What must not change behind the owners' backs (Bybit 2025, Radiant 2024)."""
+
+    singleton: str
+    owners: tuple[str, ...]
+    threshold: int
+    modules: tuple[str, ...]
+    guard: str
+    fallback_handler: str
+
+    def diff(self, other: SafeInvariants) -> list[str]:
+        """Names of the fields that differ, with before -> after."""
+        out = []
+        for key, before in asdict(self).items():
+            after = asdict(other)[key]
+            if before != after:
+                out.append(f"{key}: {before} -> {after}")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["owners"] = list(self.owners)
+        data["modules"] = list(self.modules)
+        return data
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """The Safe's on-chain verdict on a set of signatures."""
+
+    valid: bool
+    reason: str
+
+
+class SafeReads(Protocol):
+    """What governance needs from a Safe (a live chain or a fork)."""
+
+    address: str
+    chain_id: int
+
+    def owners(self) -> list[str]: ...
+    def threshold(self) -> int: ...
+    def nonce(self) -> int: ...
+    def invariants(self) -> SafeInvariants: ...
+    def is_valid_signature(self, data_hash: bytes, signatures: bytes) -> SignatureCheck: ...
+    def check_n_signatures(self, data_hash: bytes, signatures: bytes, n: int) -> SignatureCheck: ...
+    def get_message_hash(self, message: bytes) -> bytes: ...
+
+
+class SafeAdapter:
+    """A Safe 1.4.1 on one chain (sync web3; the daemon calls it from a thread)."""
+
+    def __init__(self, w3: Web3, address: str, rpc_url: str | None = None) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        if not w3.eth.get_code(self.address):
+            raise SafeError(f"no contract at Safe address {self.address}")
+        self.chain_id = int(w3.eth.chain_id)
+        url = rpc_url or getattr(w3.provider, "endpoint_uri", None)
+        if not url:
+            raise SafeError("an HTTP RPC URL is needed for safe-eth-py")
+        self.client = EthereumClient(str(url))
+        self.safe = Safe(self.address, self.client)  # type: ignore[abstract]
+        self.contract = get_safe_V1_4_1_contract(w3, self.address)
+        self.fallback = w3.eth.contract(address=self.address, abi=_FALLBACK_ABI)
+
+    # -- reads --------------------------------------------------------------------------
+    def owners(self) -> list[str]:
+        return [to_checksum_address(o) for o in self.contract.functions.getOwners().call()]
+
+    def threshold(self) -> int:
+        return int(self.contract.functions.getThreshold().call())
+
+    def nonce(self) -> int:
+        return int(self.contract.functions.nonce().call())
+
+    def version(self) -> str:
+        return str(self.contract.functions.VERSION().call())
+
+    def invariants(self, block: str | int = "latest") -> SafeInvariants:
+        def slot_address(slot: bytes) -> str:
+            raw = self.w3.eth.get_storage_at(self.address, int.from_bytes(slot, "big"), block)
+            return to_checksum_address(bytes(raw)[-20:])
+
+        singleton = slot_address((0).to_bytes(32, "big"))  # masterCopy lives in slot 0
+        modules = self.safe.retrieve_modules(block_identifier=block)
+        return SafeInvariants(
+            singleton=singleton,
+            owners=tuple(to_checksum_address(o) for o in self.contract.functions.getOwners().call(block_identifier=block)),
+            threshold=int(self.contract.functions.getThreshold().call(block_identifier=block)),
+            modules=tuple(sorted(to_checksum_address(m) for m in modules)),
+            guard=slot_address(GUARD_SLOT),
+            fallback_handler=slot_address(FALLBACK_HANDLER_SLOT),
+        )
+
+    # -- messages (EIP-1271) ------------------------------------------------------------
+    def get_message_hash(self, message: bytes) -> bytes:
+        """The Safe's own SafeMessage hash (CompatibilityFallbackHandler.getMessageHash)."""
+        return bytes(self.fallback.functions.getMessageHash(message).call())
+
+    def local_message_hash(self, message: bytes) -> bytes:
+        return safe_message_hash(self.chain_id, self.address, message)
+
+    def is_valid_signature(self, data_hash: bytes, signatures: bytes) -> SignatureCheck:
+        """EIP-1271 on the Safe: threshold signatures of current owners over SafeMessage(data_hash).
+
+        An empty ``signatures`` asks whether the Safe signed the message on-chain (SignMessageLib).
+        """
+        try:
+            out = bytes(self.fallback.functions.isValidSignature(data_hash, signatures).call())
+        except ContractLogicError as exc:
+            return SignatureCheck(False, revert_reason(exc))
+        if out != EIP1271_MAGIC:
+            return SignatureCheck(False, f"isValidSignature returned 0x{out.hex()}")
+        return SignatureCheck(True, "EIP-1271 magic value from the Safe")
+
+    def check_n_signatures(self, data_hash: bytes, signatures: bytes, n: int) -> SignatureCheck:
+        """Safe.checkNSignatures over the SafeMessage hash of ``data_hash``: n current owners."""
+        message_hash = self.local_message_hash(data_hash)
+        try:
+            self.contract.functions.checkNSignatures(
+                message_hash, data_hash, signatures, n
+            ).call()
+        except ContractLogicError as exc:
+            return SignatureCheck(False, revert_reason(exc))
+        return SignatureCheck(True, f"{n} owner signature(s) accepted by checkNSignatures")
+
+    # -- transactions ---------------------------------------------------------------------
+    def build_tx(
+        self,
+        to: str,
+        value: int,
+        data: bytes,
+        operation: int = SafeOperationEnum.CALL.value,
+        nonce: int | None = None,
+    ) -> SafeTx:
+        """A SafeTx with zero gas refund fields (the executor pays its own gas)."""
+        return SafeTx(
+            self.client,
+            self.address,
+            to_checksum_address(to),
+            value,
+            HexBytes(data),
+            operation,
+            0,
+            0,
+            0,
+            NULL_ADDRESS,
+            NULL_ADDRESS,
+            safe_nonce=self.nonce() if nonce is None else nonce,
+            safe_version=SAFE_VERSION,
+            chain_id=self.chain_id,
+        )
+
+    def onchain_tx_hash(self, tx: SafeTx) -> bytes:
+        return bytes(
+            self.contract.functions.getTransactionHash(
+                tx.to, tx.value, bytes(tx.data), tx.operation, tx.safe_tx_gas, tx.base_gas,
+                tx.gas_price, tx.gas_token, tx.refund_receiver, tx.safe_nonce,
+            ).call()
+        )
+
+
+def safe_tx_typed_data(tx: SafeTx) -> dict[str, Any]:
+    """The SafeTx EIP-712 typed data (JSON-ready) for hardware wallets and Safe{Wallet}."""
+    data: dict[str, Any] = json.loads(json.dumps(tx.eip712_structured_data, default=_hexify))
+    return data
+
+
+def _hexify(value: object) -> str:
+    if isinstance(value, bytes | bytearray | HexBytes):
+        return "0x" + bytes(value).hex()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def local_safe_tx_hash(tx: SafeTx) -> bytes:
+    """SafeTx hash with eth-account's EIP-712 encoder (independent of safe-eth-py's)."""
+    return typed_data_hash(safe_tx_typed_data(tx))
+
+
+def verified_safe_tx_hash(tx: SafeTx, adapter: SafeAdapter | None = None) -> bytes:
+    """The SafeTx hash, computed twice locally (and once on-chain when an adapter is given);
+    any disagreement raises instead of returning a hash someone might sign."""
+    ours = local_safe_tx_hash(tx)
+    theirs = bytes(tx.safe_tx_hash)
+    if ours != theirs:
+        raise SafeError(f"SafeTx hash mismatch: eth-account 0x{ours.hex()} vs safe-eth-py 0x{theirs.hex()}")
+    if adapter is not None:
+        chain = adapter.onchain_tx_hash(tx)
+        if chain != ours:
+            raise SafeError(f"SafeTx hash mismatch: local 0x{ours.hex()} vs Safe 0x{chain.hex()}")
+    return ours
