@@ -1,0 +1,566 @@
+"""Regime signals: pure functions from time series to levelled readings.
+
+No I/O, no clock, no randomness. ``now`` (unix seconds) and every series are
+inputs; hysteresis state is the previous level, passed in and returned inside
+the reading, never hidden in this module.
+
+Every signal turns its inputs into one *severity score* (bigger = worse) and
+maps the score to a level with ascending entry thresholds (elevated, stress,
+crisis) and a hysteresis band: a level, once reached, is kept until the score
+falls below its entry threshold minus the band. Unknown, stale, NaN, negative
+or absurd inputs give ``level=None`` with the reason, never a default.
+
+Signal names (used by the policy as trigger names): ``iv_percentile``,
+``term_structure``, ``tvl_drop``, ``funding``, ``depeg``, ``rsi_macd``.
+The methodology's trigger thresholds are the ELEVATED entry thresholds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from policies.types import Level, Regime, SignalReading
+
+Point = tuple[int, float]  # (unix seconds, value), ascending by time
+
+IV_PERCENTILE = "iv_percentile"
+TERM_STRUCTURE = "term_structure"
+TVL_DROP = "tvl_drop"
+FUNDING = "funding"
+DEPEG = "depeg"
+RSI_MACD = "rsi_macd"
+PRIMARY_SIGNALS = (IV_PERCENTILE, TERM_STRUCTURE, TVL_DROP, FUNDING, DEPEG)
+SECONDARY_SIGNALS = (RSI_MACD,)
+
+HOUR = 3600
+DAY = 86400
+YEAR_HOURS = 24 * 365
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Entry thresholds of the score for ELEVATED, STRESS, CRISIS and the exit band."""
+
+    elevated: float
+    stress: float
+    crisis: float
+    band: float
+
+    def __post_init__(self) -> None:
+        values = (self.elevated, self.stress, self.crisis, self.band)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("thresholds must be finite")
+        if not self.elevated <= self.stress <= self.crisis:
+            raise ValueError("thresholds must ascend: elevated <= stress <= crisis")
+        if self.band < 0:
+            raise ValueError("hysteresis band must be >= 0")
+
+    def entry(self, level: Level) -> float:
+        return {Level.ELEVATED: self.elevated, Level.STRESS: self.stress,
+                Level.CRISIS: self.crisis}[level]
+
+    def as_evidence(self) -> dict[str, float]:
+        return {"elevated": self.elevated, "stress": self.stress, "crisis": self.crisis,
+                "band": self.band}
+
+
+def classify(score: float, thresholds: Thresholds, previous: Level | None) -> Level:
+    """Level of a finite score with hysteresis.
+
+    A level above ``previous`` is entered at its entry threshold; a level at or
+    below ``previous`` is kept while the score stays at or above its entry
+    threshold minus the band. Monotone in the score and in ``previous``.
+    """
+    level = Level.CALM
+    for candidate in (Level.ELEVATED, Level.STRESS, Level.CRISIS):
+        threshold = thresholds.entry(candidate)
+        if previous is not None and candidate <= previous:
+            threshold -= thresholds.band
+        if score >= threshold:
+            level = candidate
+    return level
+
+
+def _unknown(name: str, reason: str, **evidence: object) -> SignalReading:
+    return SignalReading(name=name, level=None, reason=reason, evidence=dict(evidence))
+
+
+def _levelled(name: str, score: float, thresholds: Thresholds, previous: Level | None,
+              what: str, evidence: dict[str, object]) -> SignalReading:
+    level = classify(score, thresholds, previous)
+    evidence = {**evidence, "score": score, "thresholds": thresholds.as_evidence(),
+                "previous": None if previous is None else previous.name.lower()}
+    if level is Level.CALM:
+        reason = f"{what} below elevated threshold {thresholds.elevated:g}"
+    else:
+        entry = thresholds.entry(level)
+        held = previous is not None and level <= previous and score < entry
+        reason = (f"{what} >= {level.name.lower()} threshold {entry:g}" if not held else
+                  f"{what} held at {level.name.lower()} (hysteresis: above "
+                  f"{entry - thresholds.band:g})")
+    return SignalReading(name=name, level=level, reason=reason, evidence=evidence)
+
+
+def _bad_value(value: float, *, positive: bool = False, upper: float | None = None) -> str | None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return f"not a number ({value!r})"
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "infinite"
+    if positive and value <= 0:
+        return f"non-positive ({value:g})"
+    if upper is not None and abs(value) > upper:
+        return f"absurd ({value:g} beyond {upper:g})"
+    return None
+
+
+def _check_series(name: str, series: Sequence[Point], now: int, max_age: int, *,
+                  positive: bool, upper: float | None) -> SignalReading | None:
+    """Unknown reading if the series is empty, unordered, from the future, stale or bad."""
+    if not series:
+        return _unknown(name, "no data")
+    prev_ts: int | None = None
+    for ts, value in series:
+        if prev_ts is not None and ts <= prev_ts:
+            return _unknown(name, f"series not strictly ascending at ts {ts}")
+        prev_ts = ts
+        bad = _bad_value(value, positive=positive, upper=upper)
+        if bad is not None:
+            return _unknown(name, f"invalid input at ts {ts}: {bad}", bad_ts=ts)
+    last_ts = series[-1][0]
+    if last_ts > now:
+        return _unknown(name, f"latest point ts {last_ts} is after now {now}", latest_ts=last_ts)
+    if now - last_ts > max_age:
+        return _unknown(name, f"stale: latest point is {now - last_ts}s old, bound {max_age}s",
+                        latest_ts=last_ts, age_s=now - last_ts, max_age_s=max_age)
+    return None
+
+
+def _window(series: Sequence[Point], start: int, end: int) -> Sequence[Point]:
+    """Points with start <= ts <= end (series ascending)."""
+    times = [p[0] for p in series]
+    return series[bisect_left(times, start):bisect_right(times, end)]
+
+
+# --- implied vol percentile -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class IvPercentileConfig:
+    window_days: int = 90
+    min_points: int = 60
+    max_age: int = 2 * DAY
+    max_vol: float = 500.0  # vol points; beyond is absurd
+    thresholds: Thresholds = field(
+        default_factory=lambda: Thresholds(elevated=70.0, stress=90.0, crisis=98.0, band=5.0))
+
+
+def iv_percentile(dvol: Sequence[Point], now: int, previous: Level | None = None,
+                  config: IvPercentileConfig | None = None) -> SignalReading:
+    """Percentile (0-100) of the latest implied-vol index value within the trailing window.
+
+    Percentile = share of window values <= latest (the latest included), so a
+    new 90-day high is 100.
+    """
+    cfg = config or IvPercentileConfig()
+    bad = _check_series(IV_PERCENTILE, dvol, now, cfg.max_age, positive=True, upper=cfg.max_vol)
+    if bad is not None:
+        return bad
+    window = _window(dvol, now - cfg.window_days * DAY, now)
+    if len(window) < cfg.min_points:
+        return _unknown(IV_PERCENTILE, f"only {len(window)} points in {cfg.window_days}d window, "
+                        f"need {cfg.min_points}", points=len(window))
+    latest_ts, latest = window[-1]
+    pct = 100.0 * sum(1 for _, v in window if v <= latest) / len(window)
+    lo = min(v for _, v in window)
+    hi = max(v for _, v in window)
+    return _levelled(IV_PERCENTILE, pct, cfg.thresholds, previous,
+                     f"IV {latest:g} at {pct:.0f}th percentile of {cfg.window_days}d",
+                     {"latest": latest, "latest_ts": latest_ts, "percentile": pct,
+                      "window_min": lo, "window_max": hi, "points": len(window)})
+
+
+# --- IV term structure ------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class TermStructureConfig:
+    min_front_days: float = 2.0  # skip expiries closer than this (expiry-day noise)
+    min_gap_days: float = 14.0  # back expiry at least this much after the front one
+    max_age: int = 15 * 60
+    max_iv: float = 5.0  # 500% as a fraction
+    thresholds: Thresholds = field(
+        default_factory=lambda: Thresholds(elevated=0.0, stress=0.10, crisis=0.25, band=0.03))
+
+
+def term_structure(atm_iv: Sequence[tuple[int, float]], as_of: int, now: int,
+                   previous: Level | None = None,
+                   config: TermStructureConfig | None = None) -> SignalReading:
+    """Backwardation of the ATM IV curve: score = front IV / back IV - 1.
+
+    ``atm_iv`` is (expiry unix seconds, ATM IV as a fraction) per expiry, taken at
+    ``as_of``. Front = nearest expiry at least ``min_front_days`` away; back = the
+    farthest expiry. Contango gives a negative score (calm); any backwardation
+    (score >= 0 by default, the methodology's trigger) is elevated.
+    """
+    cfg = config or TermStructureConfig()
+    if as_of > now:
+        return _unknown(TERM_STRUCTURE, f"as_of {as_of} is after now {now}")
+    if now - as_of > cfg.max_age:
+        return _unknown(TERM_STRUCTURE, f"stale: chain is {now - as_of}s old, bound {cfg.max_age}s",
+                        as_of=as_of, age_s=now - as_of)
+    usable: list[tuple[int, float]] = []
+    for expiry, iv in sorted(atm_iv):
+        bad = _bad_value(iv, positive=True, upper=cfg.max_iv)
+        if bad is not None:
+            return _unknown(TERM_STRUCTURE, f"invalid ATM IV for expiry {expiry}: {bad}")
+        if expiry - as_of >= cfg.min_front_days * DAY:
+            usable.append((expiry, iv))
+    if len(usable) < 2:
+        return _unknown(TERM_STRUCTURE, f"need 2 expiries at least {cfg.min_front_days:g}d out, "
+                        f"have {len(usable)}")
+    front, back = usable[0], usable[-1]
+    if back[0] - front[0] < cfg.min_gap_days * DAY:
+        return _unknown(TERM_STRUCTURE, f"expiries span {(back[0] - front[0]) / DAY:.1f}d, "
+                        f"need {cfg.min_gap_days:g}d")
+    score = front[1] / back[1] - 1.0
+    shape = "backwardation" if score > 0 else "contango" if score < 0 else "flat"
+    return _levelled(TERM_STRUCTURE, score, cfg.thresholds, previous,
+                     f"{shape}: front/back IV - 1 = {score:+.3f}",
+                     {"front_expiry": front[0], "front_iv": front[1], "back_expiry": back[0],
+                      "back_iv": back[1], "as_of": as_of, "expiries": len(usable)})
+
+
+# --- TVL drop -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class TvlDropConfig:
+    window_hours: int = 48
+    min_coverage_hours: int = 24  # the series must reach this far back into the window
+    max_age: int = 2 * HOUR
+    max_tvl: float = 1e13
+    thresholds: Thresholds = field(
+        default_factory=lambda: Thresholds(elevated=0.08, stress=0.15, crisis=0.30, band=0.02))
+
+
+def tvl_drop(tvl: Sequence[Point], now: int, previous: Level | None = None,
+             config: TvlDropConfig | None = None) -> SignalReading:
+    """Drawdown of TVL from its peak within the trailing window: 1 - latest / peak."""
+    cfg = config or TvlDropConfig()
+    bad = _check_series(TVL_DROP, tvl, now, cfg.max_age, positive=False, upper=cfg.max_tvl)
+    if bad is not None:
+        return bad
+    if any(v < 0 for _, v in tvl):
+        return _unknown(TVL_DROP, "invalid input: negative TVL")
+    start = now - cfg.window_hours * HOUR
+    window = _window(tvl, start, now)
+    earlier = _window(tvl, 0, start)
+    covered = now - (earlier[-1][0] if earlier else window[0][0])
+    if covered < cfg.min_coverage_hours * HOUR:
+        return _unknown(TVL_DROP, f"history covers {covered / HOUR:.1f}h, need "
+                        f"{cfg.min_coverage_hours}h", covered_s=covered)
+    if earlier:  # the value in force at the window start counts too
+        window = [(start, earlier[-1][1]), *window]
+    peak_ts, peak = max(window, key=lambda p: p[1])
+    latest_ts, latest = window[-1]
+    if peak <= 0:
+        return _unknown(TVL_DROP, "TVL is zero over the whole window")
+    drop = 1.0 - latest / peak
+    return _levelled(TVL_DROP, drop, cfg.thresholds, previous,
+                     f"TVL down {100 * drop:.1f}% from {cfg.window_hours}h peak",
+                     {"latest": latest, "latest_ts": latest_ts, "peak": peak,
+                      "peak_ts": peak_ts, "drop": drop})
+
+
+# --- funding ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class FundingPoint:
+    ts: int  # settlement time, unix seconds
+    rate: float  # fraction paid per interval
+    interval_hours: float
+
+    @property
+    def annualised(self) -> float:
+        return annualise(self.rate, self.interval_hours)
+
+
+def annualise(rate: float, interval_hours: float) -> float:
+    """Simple annualisation of a per-interval funding rate."""
+    return rate * YEAR_HOURS / interval_hours
+
+
+@dataclass(frozen=True, slots=True)
+class FundingConfig:
+    recent_hours: int = 8  # average over this window is "current" funding
+    baseline_days: int = 30
+    min_baseline_points: int = 20
+    min_std: float = 0.05  # annualised; floor of the z-score denominator
+    max_age_intervals: float = 2.0  # stale after this many intervals without a settlement
+    max_abs_rate: float = 0.05  # 5% per interval is absurd (venue caps are far lower)
+    absolute: Thresholds = field(  # |annualised funding|
+        default_factory=lambda: Thresholds(elevated=0.60, stress=1.20, crisis=2.50, band=0.10))
+    zscore: Thresholds = field(  # |z| of recent funding versus its baseline
+        default_factory=lambda: Thresholds(elevated=4.0, stress=7.0, crisis=12.0, band=0.5))
+
+
+def _funding_venue(venue: str, series: Sequence[FundingPoint], now: int, previous: Level | None,
+                   cfg: FundingConfig) -> tuple[Level | None, str, dict[str, object]]:
+    if not series:
+        return None, f"{venue}: no data", {}
+    for p in series:
+        bad = _bad_value(p.rate, upper=cfg.max_abs_rate) or _bad_value(p.interval_hours,
+                                                                      positive=True, upper=24 * 7)
+        if bad is not None:
+            return None, f"{venue}: invalid input at ts {p.ts}: {bad}", {"bad_ts": p.ts}
+    ordered = sorted(series, key=lambda p: p.ts)
+    last = ordered[-1]
+    if last.ts > now:
+        return None, f"{venue}: latest settlement {last.ts} is after now {now}", {}
+    max_age = int(cfg.max_age_intervals * last.interval_hours * HOUR)
+    if now - last.ts > max_age:
+        return None, f"{venue}: stale, latest settlement {now - last.ts}s old, bound {max_age}s", {
+            "latest_ts": last.ts}
+    recent_start = now - cfg.recent_hours * HOUR
+    times = [p.ts for p in ordered]
+    i_recent = bisect_right(times, recent_start)
+    recent = ordered[i_recent:] or [last]
+    base = ordered[bisect_left(times, now - cfg.baseline_days * DAY):i_recent]
+    if len(base) < cfg.min_baseline_points:
+        return None, f"{venue}: baseline has {len(base)} points, need {cfg.min_baseline_points}", {}
+    current = sum(p.annualised for p in recent) / len(recent)
+    mean = sum(p.annualised for p in base) / len(base)
+    std = math.sqrt(sum((p.annualised - mean) ** 2 for p in base) / len(base))
+    z = (current - mean) / max(std, cfg.min_std)
+    lvl_abs = classify(abs(current), cfg.absolute, previous)
+    lvl_z = classify(abs(z), cfg.zscore, previous)
+    evidence: dict[str, object] = {
+        "current_annualised": current, "latest_rate": last.rate, "latest_ts": last.ts,
+        "interval_hours": last.interval_hours, "baseline_mean": mean, "baseline_std": std,
+        "z": z, "level_abs": lvl_abs.name.lower(), "level_z": lvl_z.name.lower()}
+    return max(lvl_abs, lvl_z), (f"{venue}: funding {100 * current:+.1f}% APR, z {z:+.1f}"), evidence
+
+
+def funding(venues: Mapping[str, Sequence[FundingPoint]], now: int,
+            previous: Level | None = None, config: FundingConfig | None = None) -> SignalReading:
+    """Funding spike: the worst venue's level from |annualised funding| and its |z-score|.
+
+    Each venue's current funding is the mean annualised rate settled in the last
+    ``recent_hours``; the z-score is against the trailing ``baseline_days``
+    before that. Venues that are unknown are listed; the signal is unknown only
+    when no venue is known.
+    """
+    cfg = config or FundingConfig()
+    if not venues:
+        return _unknown(FUNDING, "no venue configured")
+    per_venue: dict[str, object] = {}
+    known: list[tuple[Level, float, str]] = []
+    unknown: list[str] = []
+    for venue in sorted(venues):
+        level, why, evidence = _funding_venue(venue, venues[venue], now, previous, cfg)
+        per_venue[venue] = {"level": None if level is None else level.name.lower(),
+                            "reason": why, **evidence}
+        if level is None:
+            unknown.append(why)
+        else:
+            current = evidence.get("current_annualised")
+            known.append((level, abs(current) if isinstance(current, float) else 0.0, why))
+    thresholds = {"absolute": cfg.absolute.as_evidence(), "zscore": cfg.zscore.as_evidence()}
+    if not known:
+        return _unknown(FUNDING, "no venue known: " + "; ".join(unknown), venues=per_venue)
+    level, _, why = max(known, key=lambda k: (k[0], k[1]))
+    reason = why + (f" ({len(unknown)} venue(s) unknown)" if unknown else "")
+    return SignalReading(name=FUNDING, level=level, reason=reason,
+                         evidence={"venues": per_venue, "thresholds": thresholds,
+                                   "previous": None if previous is None else previous.name.lower()})
+
+
+# --- stablecoin depeg ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PegQuote:
+    source: str  # e.g. "chainlink:USDC/USD", "uniswap:USDC/USDT/100", "binance:USDC/USDT"
+    price: float | None  # price of the stablecoin in its peg unit; None = unknown at source
+    as_of: int | None
+    max_age: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DepegConfig:
+    peg: float = 1.0
+    max_price_ratio: float = 10.0  # price outside [peg/10, peg*10] is absurd, not a depeg
+    thresholds: Thresholds = field(  # basis points off peg
+        default_factory=lambda: Thresholds(elevated=50.0, stress=100.0, crisis=300.0, band=10.0))
+
+
+def depeg(asset: str, quotes: Sequence[PegQuote], now: int, previous: Level | None = None,
+          config: DepegConfig | None = None) -> SignalReading:
+    """Deviation from peg in bps: the largest |deviation| among fresh, valid sources.
+
+    Chainlink moves only on its deviation threshold or heartbeat, so the AMM and
+    CEX prices are combined with it: any one fresh source off peg counts.
+    """
+    cfg = config or DepegConfig()
+    sources: dict[str, object] = {}
+    fresh: list[tuple[float, PegQuote]] = []
+    for q in quotes:
+        why: str | None = None
+        if q.price is None or q.as_of is None:
+            why = q.reason or "unknown at source"
+        else:
+            bad = _bad_value(q.price, positive=True)
+            if bad is not None:
+                why = f"invalid price: {bad}"
+            elif not cfg.peg / cfg.max_price_ratio <= q.price <= cfg.peg * cfg.max_price_ratio:
+                why = f"absurd price {q.price:g} for peg {cfg.peg:g}"
+            elif q.as_of > now:
+                why = f"as_of {q.as_of} is after now {now}"
+            elif now - q.as_of > q.max_age:
+                why = f"stale: {now - q.as_of}s old, bound {q.max_age}s"
+        if why is None:
+            assert q.price is not None
+            bps = (q.price / cfg.peg - 1.0) * 1e4
+            fresh.append((bps, q))
+            sources[q.source] = {"price": q.price, "as_of": q.as_of, "bps": bps}
+        else:
+            sources[q.source] = {"price": q.price, "as_of": q.as_of, "unknown": why}
+    if not fresh:
+        return _unknown(DEPEG, f"{asset}: no fresh valid price source", sources=sources)
+    bps, worst = max(fresh, key=lambda f: abs(f[0]))
+    n_unknown = len(quotes) - len(fresh)
+    result = _levelled(DEPEG, abs(bps), cfg.thresholds, previous,
+                       f"{asset} {bps:+.0f} bps off peg at {worst.source}",
+                       {"asset": asset, "worst_source": worst.source, "bps": bps,
+                        "sources": sources})
+    if n_unknown:
+        result = SignalReading(result.name, result.level,
+                               result.reason + f" ({n_unknown} source(s) unknown)",
+                               result.evidence)
+    return result
+
+
+# --- RSI / MACD (secondary) ---------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RsiMacdConfig:
+    rsi_period: int = 14
+    macd_fast: int = 12
+    macd_slow: int = 26
+    macd_signal: int = 9
+    bar_seconds: int = DAY
+    max_age: int = 2 * DAY
+    rsi: Thresholds = field(  # |RSI - 50|: 25 means RSI <= 25 or >= 75
+        default_factory=lambda: Thresholds(elevated=25.0, stress=33.0, crisis=40.0, band=3.0))
+    macd: Thresholds = field(  # |MACD histogram| / price, in percent
+        default_factory=lambda: Thresholds(elevated=3.0, stress=6.0, crisis=10.0, band=0.5))
+
+
+def _ema(values: Sequence[float], period: int) -> list[float]:
+    alpha = 2.0 / (period + 1)
+    out = [values[0]]
+    for v in values[1:]:
+        out.append(alpha * v + (1 - alpha) * out[-1])
+    return out
+
+
+def rsi(closes: Sequence[float], period: int = 14) -> float:
+    """Wilder's RSI of the last close (needs period + 1 closes)."""
+    gains = [max(b - a, 0.0) for a, b in itertools.pairwise(closes)]
+    losses = [max(a - b, 0.0) for a, b in itertools.pairwise(closes)]
+    avg_gain = sum(gains[:period]) / period
+    avg_loss = sum(losses[:period]) / period
+    for g, lo in zip(gains[period:], losses[period:], strict=True):
+        avg_gain = (avg_gain * (period - 1) + g) / period
+        avg_loss = (avg_loss * (period - 1) + lo) / period
+    if avg_loss == 0:
+        return 100.0 if avg_gain > 0 else 50.0
+    return 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
+
+
+def resample_closes(series: Sequence[Point], bar_seconds: int) -> list[Point]:
+    """Last value in each bar of ``bar_seconds`` (bars aligned to the epoch), bar start as ts."""
+    out: list[Point] = []
+    for ts, value in series:
+        start = ts - ts % bar_seconds
+        if out and out[-1][0] == start:
+            out[-1] = (start, value)
+        else:
+            out.append((start, value))
+    return out
+
+
+def rsi_macd(closes: Sequence[Point], now: int, previous: Level | None = None,
+             config: RsiMacdConfig | None = None) -> SignalReading:
+    """RSI and MACD-histogram extremes on bars of ``bar_seconds`` (secondary signal).
+
+    ``closes`` are (ts, close) of any resolution finer than or equal to the bar;
+    they are resampled to the last close in each bar.
+    """
+    cfg = config or RsiMacdConfig()
+    bad = _check_series(RSI_MACD, closes, now, cfg.max_age, positive=True, upper=1e12)
+    if bad is not None:
+        return bad
+    bars = resample_closes(closes, cfg.bar_seconds)
+    need = max(cfg.macd_slow + cfg.macd_signal, cfg.rsi_period + 1) + 10
+    if len(bars) < need:
+        return _unknown(RSI_MACD, f"only {len(bars)} bars, need {need}", bars=len(bars))
+    values = [v for _, v in bars[-(need * 4):]]
+    r = rsi(values, cfg.rsi_period)
+    macd_line = [f - s for f, s in zip(_ema(values, cfg.macd_fast), _ema(values, cfg.macd_slow),
+                                       strict=True)]
+    hist = macd_line[-1] - _ema(macd_line, cfg.macd_signal)[-1]
+    hist_pct = 100.0 * hist / values[-1]
+    lvl_rsi = classify(abs(r - 50.0), cfg.rsi, previous)
+    lvl_macd = classify(abs(hist_pct), cfg.macd, previous)
+    level = max(lvl_rsi, lvl_macd)
+    return SignalReading(
+        name=RSI_MACD, level=level,
+        reason=f"RSI {r:.0f} ({lvl_rsi.name.lower()}), MACD hist {hist_pct:+.2f}% of price "
+               f"({lvl_macd.name.lower()})",
+        evidence={"rsi": r, "macd_hist_pct": hist_pct, "close": values[-1],
+                  "bar_ts": bars[-1][0], "rsi_thresholds": cfg.rsi.as_evidence(),
+                  "macd_thresholds": cfg.macd.as_evidence(),
+                  "previous": None if previous is None else previous.name.lower()})
+
+
+# --- aggregate regime ---------------------------------------------------------------------
+
+def aggregate(underlying: str, signals: Sequence[SignalReading],
+              required: Sequence[str] = ()) -> Regime:
+    """Regime of one underlying from its signals.
+
+    Level = the highest known primary signal. RSI/MACD is secondary: it never
+    raises the regime on its own, but an extreme (stress or worse) confirms a
+    primary signal that is at least elevated and lifts the regime by one step.
+    Unknown if no primary signal is known or a ``required`` signal is unknown.
+    """
+    by_name = {s.name: s for s in signals}
+    unknown = sorted(s.name for s in signals if s.level is None)
+    missing_required = [n for n in required if by_name.get(n) is None
+                        or by_name[n].level is None]
+    if missing_required:
+        return Regime(underlying, None, "required signal(s) unknown: "
+                      + ", ".join(missing_required), tuple(signals))
+    primaries = [s for s in signals if s.name not in SECONDARY_SIGNALS and s.level is not None]
+    if not primaries:
+        return Regime(underlying, None, "no primary signal known"
+                      + (f" (unknown: {', '.join(unknown)})" if unknown else ""), tuple(signals))
+    top = max(primaries, key=lambda s: (s.level, s.name))
+    assert top.level is not None
+    level = top.level
+    reason = f"{top.name} {top.level.name.lower()}: {top.reason}"
+    if level is Level.CALM:
+        reason = "all known primary signals calm"
+    secondary = [s for s in signals if s.name in SECONDARY_SIGNALS and s.level is not None]
+    for s in secondary:
+        assert s.level is not None
+        if s.level >= Level.STRESS and Level.ELEVATED <= level < Level.CRISIS:
+            level = Level(level + 1)
+            reason += f"; confirmed by {s.name} ({s.reason})"
+    if unknown:
+        reason += f"; unknown: {', '.join(unknown)}"
+    return Regime(underlying, level, reason, tuple(signals))
