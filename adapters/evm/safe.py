@@ -19,16 +19,19 @@ from typing import Any, Protocol
 
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_defunct, encode_typed_data
-from eth_utils import keccak, to_checksum_address
+from eth_typing import URI, ChecksumAddress, HexAddress, HexStr
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from safe_eth.eth import EthereumClient
 from safe_eth.eth.contracts import get_safe_V1_4_1_contract
 from safe_eth.safe import Safe, SafeOperationEnum, SafeTx
 from web3 import Web3
 from web3.exceptions import ContractLogicError
+from web3.types import BlockIdentifier
 
 EIP1271_MAGIC = bytes.fromhex("1626ba7e")  # isValidSignature(bytes32,bytes)
-NULL_ADDRESS = "0x0000000000000000000000000000000000000000"
+NULL_ADDRESS = ChecksumAddress(HexAddress(HexStr("0x0000000000000000000000000000000000000000")))
 SAFE_VERSION = "1.4.1"
 
 # Storage slots Safe 1.4.1 keeps outside its ABI (keccak of a fixed label).
@@ -200,7 +203,7 @@ class SafeAdapter:
         url = rpc_url or getattr(w3.provider, "endpoint_uri", None)
         if not url:
             raise SafeError("an HTTP RPC URL is needed for safe-eth-py")
-        self.client = EthereumClient(str(url))
+        self.client = EthereumClient(URI(str(url)))
         self.safe = Safe(self.address, self.client)  # type: ignore[abstract]
         self.contract = get_safe_V1_4_1_contract(w3, self.address)
         self.fallback = w3.eth.contract(address=self.address, abi=_FALLBACK_ABI)
@@ -218,7 +221,7 @@ class SafeAdapter:
     def version(self) -> str:
         return str(self.contract.functions.VERSION().call())
 
-    def invariants(self, block: str | int = "latest") -> SafeInvariants:
+    def invariants(self, block: BlockIdentifier = "latest") -> SafeInvariants:
         def slot_address(slot: bytes) -> str:
             raw = self.w3.eth.get_storage_at(self.address, int.from_bytes(slot, "big"), block)
             return to_checksum_address(bytes(raw)[-20:])
@@ -331,3 +334,38 @@ def verified_safe_tx_hash(tx: SafeTx, adapter: SafeAdapter | None = None) -> byt
         if chain != ours:
             raise SafeError(f"SafeTx hash mismatch: local 0x{ours.hex()} vs Safe 0x{chain.hex()}")
     return ours
+
+
+def multisend_call_only_tx(
+    adapter: SafeAdapter, multisend_call_only: str, calls: list[tuple[str, bytes]], nonce: int | None = None
+) -> SafeTx:
+    """One SafeTx: DELEGATECALL to MultiSendCallOnly batching plain CALLs (value 0)."""
+    from safe_eth.safe.multi_send import MultiSend, MultiSendOperation, MultiSendTx
+
+    batch = [
+        MultiSendTx(MultiSendOperation.CALL, to_checksum_address(to), 0, data) for to, data in calls
+    ]
+    ms = MultiSend(adapter.client, to_checksum_address(multisend_call_only), call_only=True)
+    return adapter.build_tx(
+        multisend_call_only, 0, bytes(ms.build_tx_data(batch)), SafeOperationEnum.DELEGATE_CALL.value, nonce
+    )
+
+
+def enable_module_call(safe: str, module: str) -> tuple[str, bytes]:
+    contract = get_safe_V1_4_1_contract(Web3(), to_checksum_address(safe))
+    data = contract.functions.enableModule(to_checksum_address(module))._encode_transaction_data()
+    return to_checksum_address(safe), bytes(HexBytes(data))
+
+
+def swap_owner_call(adapter: SafeAdapter, old_owner: str, new_owner: str) -> tuple[str, bytes]:
+    """swapOwner(prevOwner, oldOwner, newOwner) with prevOwner looked up in the owner list."""
+    owners = adapter.owners()
+    old = to_checksum_address(old_owner)
+    if old not in owners:
+        raise SafeError(f"{old} is not an owner")
+    i = owners.index(old)
+    prev = "0x0000000000000000000000000000000000000001" if i == 0 else owners[i - 1]
+    data = adapter.contract.functions.swapOwner(
+        to_checksum_address(prev), old, to_checksum_address(new_owner)
+    )._encode_transaction_data()
+    return adapter.address, bytes(HexBytes(data))
