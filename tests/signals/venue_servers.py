@@ -461,7 +461,8 @@ def deribit(now_ms: int, tape: FundingTape, current_rate: float, *,
         start = _int(_q(request, "start_timestamp")) or 0
         end = _int(_q(request, "end_timestamp")) or s.now_ms
         rows = [(t, v) for t, v in s.data["dvol"] if start <= t <= end]
-        page = rows[-1000:]  # newest 1000; continuation points further back
+        size = int(s.data.get("page", 1000))
+        page = rows[-size:]  # newest page; continuation points further back
         continuation = page[0][0] - 1 if len(rows) > len(page) else None
         return rpc({"data": [[t, v, v * 1.02, v * 0.98, v] for t, v in page],
                     "continuation": continuation})

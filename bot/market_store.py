@@ -1,0 +1,82 @@
+"""Market history kept by the bot: TVL samples (pool on chain, protocol from DefiLlama),
+so a drop over 48 hours is known intraday, and the last levels of each signal
+(hysteresis state survives a restart).
+
+SQLite by default. ``make_engine`` falls back to sqlmodel.create_engine until the
+shared bot/store.py offers one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from policies.types import Level
+
+
+class TvlSample(SQLModel, table=True):
+    __tablename__ = "market_tvl_sample"
+    __table_args__ = (UniqueConstraint("key", "ts"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(index=True)  # e.g. "tvl:USDC/USDT/100" or "defillama:uniswap"
+    ts: int = Field(index=True)  # unix seconds when the value was true
+    tvl_usd: float
+    source: str
+
+
+class SignalState(SQLModel, table=True):
+    __tablename__ = "market_signal_state"
+
+    key: str = Field(primary_key=True)  # "<underlying>:<signal name>"
+    level: int | None = None
+    ts: int = 0
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        from bot.store import make_engine as shared  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        shared = None
+    engine: Engine = shared(url) if shared is not None else create_engine(url)
+    SQLModel.metadata.create_all(engine, tables=[TvlSample.__table__, SignalState.__table__])  # type: ignore[attr-defined]
+    return engine
+
+
+def record_tvl(engine: Engine, key: str, ts: int, tvl_usd: float, source: str) -> bool:
+    """Store one sample (idempotent per key and ts); returns False if it was already there."""
+    with Session(engine) as session:
+        existing = session.exec(select(TvlSample).where(TvlSample.key == key,
+                                                        TvlSample.ts == ts)).first()
+        if existing is not None:
+            return False
+        session.add(TvlSample(key=key, ts=ts, tvl_usd=tvl_usd, source=source))
+        session.commit()
+        return True
+
+
+def tvl_series(engine: Engine, key: str, since: int) -> list[tuple[int, float]]:
+    with Session(engine) as session:
+        rows: Sequence[TvlSample] = session.exec(
+            select(TvlSample).where(TvlSample.key == key, TvlSample.ts >= since)
+            .order_by(TvlSample.ts)).all()  # type: ignore[arg-type]
+        return [(r.ts, r.tvl_usd) for r in rows]
+
+
+def save_levels(engine: Engine, levels: dict[str, Level | None], ts: int) -> None:
+    with Session(engine) as session:
+        for key, level in levels.items():
+            row = session.get(SignalState, key) or SignalState(key=key)
+            row.level = None if level is None else int(level)
+            row.ts = ts
+            session.add(row)
+        session.commit()
+
+
+def load_levels(engine: Engine) -> dict[str, Level | None]:
+    with Session(engine) as session:
+        return {r.key: None if r.level is None else Level(r.level)
+                for r in session.exec(select(SignalState)).all()}
