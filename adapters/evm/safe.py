@@ -369,3 +369,60 @@ def swap_owner_call(adapter: SafeAdapter, old_owner: str, new_owner: str) -> tup
         to_checksum_address(prev), old, to_checksum_address(new_owner)
     )._encode_transaction_data()
     return adapter.address, bytes(HexBytes(data))
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    success: bool
+    gas_used: int
+    before: SafeInvariants
+    after: SafeInvariants
+    reason: str
+
+
+EXECUTION_SUCCESS_TOPIC = keccak(text="ExecutionSuccess(bytes32,uint256)")
+
+
+def simulate_on_fork(fork_w3: Web3, safe: str, tx: SafeTx) -> SimulationResult:
+    """Execute ``tx`` through the real Safe on an anvil fork, approved by impersonated owners.
+
+    Threshold owners approve the hash on-chain (approveHash) and the first executes with
+    v=1 signatures, so the whole Safe path runs (signature checks, guard, delegatecall,
+    MultiSend). The fork is changed; callers use a throwaway fork or a snapshot.
+    """
+    fork = SafeAdapter(fork_w3, safe)
+    before = fork.invariants()
+    if tx.safe_nonce != fork.nonce():
+        return SimulationResult(False, 0, before, before, f"nonce {tx.safe_nonce} is not the Safe's next nonce {fork.nonce()}")
+    safe_tx_hash = fork.onchain_tx_hash(tx)
+    if safe_tx_hash != bytes(tx.safe_tx_hash):
+        return SimulationResult(False, 0, before, before, "SafeTx hash on the fork differs from the local one")
+    signers = sorted(fork.owners()[: fork.threshold()], key=lambda a: int(a, 16))
+    rpc = fork_w3.provider.make_request
+    for owner in signers:
+        rpc("anvil_impersonateAccount", [owner])  # type: ignore[arg-type]
+        rpc("anvil_setBalance", [owner, hex(10**20)])  # type: ignore[arg-type]
+    executor = signers[0]
+    for owner in signers[1:]:
+        h = fork.contract.functions.approveHash(safe_tx_hash).transact({"from": owner})
+        fork_w3.eth.wait_for_transaction_receipt(h)
+    signatures = b"".join(
+        bytes.fromhex(owner[2:].lower()).rjust(32, b"\0") + b"\0" * 32 + b"\x01" for owner in signers
+    )
+    fn = fork.contract.functions.execTransaction(
+        tx.to, tx.value, bytes(tx.data), tx.operation, tx.safe_tx_gas, tx.base_gas,
+        tx.gas_price, tx.gas_token, tx.refund_receiver, signatures,
+    )
+    try:
+        fn.call({"from": executor})
+    except ContractLogicError as exc:
+        return SimulationResult(False, 0, before, before, revert_reason(exc))
+    receipt = fork_w3.eth.wait_for_transaction_receipt(fn.transact({"from": executor, "gas": 15_000_000}))
+    ok = receipt["status"] == 1 and any(
+        log["address"] == fork.address and bytes(log["topics"][0]) == EXECUTION_SUCCESS_TOPIC
+        for log in receipt["logs"]
+    )
+    for owner in signers:
+        rpc("anvil_stopImpersonatingAccount", [owner])  # type: ignore[arg-type]
+    after = fork.invariants()
+    return SimulationResult(ok, int(receipt["gasUsed"]), before, after, "executed" if ok else "ExecutionFailure")
