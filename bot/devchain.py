@@ -87,6 +87,8 @@ class DevChain:
     position_ids: list[int] = field(default_factory=list)
     owners: int = 3
     threshold: int = 2
+    _contracts: dict[tuple[str, str], Contract] = field(default_factory=dict, repr=False)
+    _pool_tokens: dict[str, tuple[Token, Token, int]] = field(default_factory=dict, repr=False)
 
     # ----------------------------------------------------------------- start
     @classmethod
@@ -137,11 +139,21 @@ class DevChain:
 
     # ----------------------------------------------------------- primitives
     def contract(self, name: str, address: str) -> Contract:
-        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact(name)["abi"])
+        key = (name, address.lower())
+        if key not in self._contracts:  # building a contract object parses its ABI: keep it
+            self._contracts[key] = self.w3.eth.contract(
+                address=Web3.to_checksum_address(address), abi=artifact(name)["abi"]
+            )
+        return self._contracts[key]
 
-    def transact(self, fn: Any, sender: str | None = None, value: int = 0) -> Any:
+    def transact(
+        self, fn: Any, sender: str | None = None, value: int = 0, gas: int | None = None
+    ) -> Any:
         """Send a contract call from an unlocked anvil account and require success."""
-        tx_hash = fn.transact({"from": sender or self.deployer.address, "value": value})
+        # A fixed gas limit skips eth_estimateGas; a revert still shows as status 0.
+        tx_hash = fn.transact(
+            {"from": sender or self.deployer.address, "value": value, "gas": gas or 15_000_000}
+        )
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
             raise RuntimeError(f"transaction reverted: {tx_hash.hex()}")
@@ -233,10 +245,13 @@ class DevChain:
         return pool
 
     def pool_tokens(self, pool: str) -> tuple[Token, Token, int]:
+        if pool in self._pool_tokens:
+            return self._pool_tokens[pool]
         c = self.contract("UniswapV3Pool", pool)
         t0, t1 = c.functions.token0().call(), c.functions.token1().call()
         by_addr = {t.address: t for t in self.tokens.values()}
-        return by_addr[t0], by_addr[t1], int(c.functions.fee().call())
+        self._pool_tokens[pool] = (by_addr[t0], by_addr[t1], int(c.functions.fee().call()))
+        return self._pool_tokens[pool]
 
     def slot0(self, pool: str) -> tuple[int, int]:
         s = self.contract("UniswapV3Pool", pool).functions.slot0().call()

@@ -1,0 +1,149 @@
+"""Async JSON-RPC access over several endpoints: throttled, timed out, failing over.
+
+Each endpoint is an AsyncWeb3 HTTP provider with its own asyncio-throttle limiter.
+Transport failures (refused, reset, timeout, HTTP 5xx/429) move to the next endpoint;
+a JSON-RPC error answer (e.g. a revert) is the chain's answer and is raised as is.
+``requests`` counts HTTP requests per endpoint, so callers and tests can see the
+cost of a read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+from asyncio_throttle import Throttler
+from web3 import AsyncWeb3
+from web3.providers.rpc import AsyncHTTPProvider
+
+
+class RpcError(Exception):
+    """The node answered with a JSON-RPC error (not a transport problem)."""
+
+    def __init__(self, method: str, error: Any) -> None:
+        self.method = method
+        self.error = error
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        super().__init__(f"{method}: {message}")
+
+
+class RpcUnavailable(Exception):
+    """No endpoint could be reached."""
+
+
+class JsonRpc(Protocol):
+    """What readers need from a node connection."""
+
+    async def request(self, method: str, params: list[Any]) -> Any: ...
+
+    async def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]: ...
+
+
+def redact(url: str) -> str:
+    """An RPC URL often carries an API key in its path or query: show scheme and host only."""
+    try:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.path.strip("/") or parts.query or parts.username:
+            return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}/…"
+        return url
+    except ValueError:
+        return "<invalid url>"
+
+
+@dataclass
+class _Endpoint:
+    url: str
+    w3: AsyncWeb3[Any]
+    throttler: Throttler
+    failures: int = 0
+
+
+@dataclass
+class RpcPool:
+    """Several RPC URLs for one chain, tried in order of health."""
+
+    urls: list[str]
+    timeout: float = 10.0
+    rate_limit: int = 50  # requests per period per endpoint
+    period: float = 1.0
+    requests: Counter[str] = field(default_factory=Counter)
+    _endpoints: list[_Endpoint] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise ValueError("at least one RPC URL is required")
+        for url in self.urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"RPC URL must be http(s): {redact(url)}")
+            provider = AsyncHTTPProvider(
+                url,
+                request_kwargs={"timeout": aiohttp.ClientTimeout(total=self.timeout)},
+                exception_retry_configuration=None,  # failover is ours, not a blind retry
+            )
+            self._endpoints.append(
+                _Endpoint(url, AsyncWeb3(provider), Throttler(rate_limit=self.rate_limit, period=self.period))
+            )
+
+    @property
+    def w3(self) -> AsyncWeb3[Any]:
+        """The healthiest endpoint's AsyncWeb3, for anything not on the hot path."""
+        return self._ordered()[0].w3
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    def _ordered(self) -> list[_Endpoint]:
+        return sorted(self._endpoints, key=lambda e: e.failures)
+
+    async def _send(self, fn: str, payload: Any) -> Any:
+        errors: list[str] = []
+        for ep in self._ordered():
+            try:
+                async with ep.throttler:
+                    self.requests[ep.url] += 1
+                    provider = ep.w3.provider
+                    coro = getattr(provider, fn)(*payload)
+                    result = await asyncio.wait_for(coro, timeout=self.timeout)
+                ep.failures = 0
+                return result
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                ep.failures += 1
+                errors.append(f"{redact(ep.url)}: {type(exc).__name__} {exc}".strip())
+        raise RpcUnavailable("cannot reach any RPC endpoint (" + "; ".join(errors) + ")")
+
+    async def request(self, method: str, params: list[Any]) -> Any:
+        response = await self._send("make_request", (method, params))
+        if "error" in response:
+            raise RpcError(method, response["error"])
+        return response["result"]
+
+    async def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Several calls in one HTTP request (JSON-RPC batch); results in call order."""
+        if not calls:
+            return []
+        if len(calls) == 1:
+            return [await self.request(*calls[0])]
+        responses = await self._send("make_batch_request", (calls,))
+        if isinstance(responses, dict):  # the node refused the whole batch
+            raise RpcError("batch", responses.get("error", responses))
+        out = []
+        for (method, _), resp in zip(calls, responses, strict=True):
+            if "error" in resp:
+                raise RpcError(method, resp["error"])
+            out.append(resp["result"])
+        return out
+
+    async def chain_id(self) -> int:
+        return int(await self.request("eth_chainId", []), 16)
+
+    async def close(self) -> None:
+        for ep in self._endpoints:
+            provider = ep.w3.provider
+            if isinstance(provider, AsyncHTTPProvider):
+                await provider.disconnect()
