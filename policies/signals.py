@@ -39,6 +39,7 @@ SECONDARY_SIGNALS = (RSI_MACD,)
 HOUR = 3600
 DAY = 86400
 YEAR_HOURS = 24 * 365
+EPS = 1e-9  # relative tolerance of "at or above a threshold" against float representation
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ def classify(score: float, thresholds: Thresholds, previous: Level | None) -> Le
         threshold = thresholds.entry(candidate)
         if previous is not None and candidate <= previous:
             threshold -= thresholds.band
-        if score >= threshold:
+        if score >= threshold - EPS * max(1.0, abs(threshold)):  # "at or above", float-safe
             level = candidate
     return level
 
@@ -268,7 +269,7 @@ def tvl_drop(tvl: Sequence[Point], now: int, previous: Level | None = None,
     latest_ts, latest = window[-1]
     if peak <= 0:
         return _unknown(TVL_DROP, "TVL is zero over the whole window")
-    drop = 1.0 - latest / peak
+    drop = (peak - latest) / peak
     return _levelled(TVL_DROP, drop, cfg.thresholds, previous,
                      f"TVL down {100 * drop:.1f}% from {cfg.window_hours}h peak",
                      {"latest": latest, "latest_ts": latest_ts, "peak": peak,
@@ -423,7 +424,7 @@ def depeg(asset: str, quotes: Sequence[PegQuote], now: int, previous: Level | No
                 why = f"stale: {now - q.as_of}s old, bound {q.max_age}s"
         if why is None:
             assert q.price is not None
-            bps = (q.price / cfg.peg - 1.0) * 1e4
+            bps = (q.price - cfg.peg) / cfg.peg * 1e4
             fresh.append((bps, q))
             sources[q.source] = {"price": q.price, "as_of": q.as_of, "bps": bps}
         else:
