@@ -1,0 +1,813 @@
+"""ALVH: layered outer protection for v3 LP positions, as one pure decision.
+
+``decide(inputs) -> Decision``: exposures (from the positions through
+policies.lp_math), the regime per underlying, the current hedge book, the option
+and perp quotes, the approved policy and the spend so far give a target hedge book
+and the intents that reach it, each with its reason and evidence. No clock (``now``
+is an input), no I/O, no randomness; outputs are sorted.
+
+Rules (docs/policy.md has the reference):
+
+- A layer engages for an underlying when the regime level reaches its
+  ``trigger.min_level`` or a named signal reaches its level. Once engaged it stays
+  engaged at least ``hysteresis.min_engaged_hours`` and, with ``hysteresis.levels``
+  = h, until every trigger is more than h levels below its threshold.
+- An engaged layer wants ``size.fraction_of_x_max`` of every covered position's
+  x_max in puts struck ``strike.put_offset`` below the position's lower edge (and
+  calls above the upper edge when ``strike.calls``). Held options of the layer count;
+  a shortfall under ``size.min_adjust_fraction`` of the target is left alone.
+- Instruments: allowed venue, not expired, days to expiry inside the layer's tenor
+  window and not below its roll threshold, fresh two-sided quote, spread and open
+  interest within the liquidity filters, ask within the premium limit; the strike
+  nearest the rule, then the cheapest premium per unit and day across venues.
+- Rolls: a holding of an engaged layer with fewer days to expiry than
+  ``roll.days_before_expiry`` is sold and replaced by the nearest strike (within
+  ``roll.max_strike_change``) of an eligible later expiry. Released layers are not
+  rolled; their options run to expiry. Expired holdings are closed (settled).
+- Protection is never sold early and options are never written.
+- Budget: premiums (rolls first, then layers shortest tenor first) are clipped so
+  that the session's new premium stays within the session cap and the period's
+  within the total budget; every clip is stated.
+- Unknown regime (missing regime or level None): layers keep their current state,
+  nothing new is bought, perps are left as they are, engaged layers still roll,
+  expired options are settled; the reason says unknown. Unknown is never calm.
+- Depeg: a depeg signal (on the underlying's or the quote asset's regime) at or above
+  ``depeg.min_level`` exits the covered LP positions on-chain (``action = exit_lp``).
+- Perps (optional): short ``hedge_ratio`` of the LP delta of the covered positions,
+  rebalanced when off by more than ``rebalance_band`` of x_max; more short goes to the
+  venue whose funding pays shorts most, less short comes off the costliest first.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
+
+from policies.hedge import (
+    AdjustPerp,
+    CloseOption,
+    EngageLayer,
+    ExitLP,
+    HedgeBook,
+    Instrument,
+    Intent,
+    LayerEngagement,
+    OpenOption,
+    OptionHolding,
+    OptionQuote,
+    PerpQuote,
+    ReleaseLayer,
+    RollOption,
+    apply_intents,
+    intent_sort_key,
+)
+from policies.lp_math import (
+    amount0_delta,
+    amount1_delta,
+    get_sqrt_ratio_at_tick,
+    lp_delta,
+    lp_gamma,
+    lp_value,
+    price_at_sqrt_ratio,
+)
+from policies.policy_file import Coverage, Layer, Policy, level_of, policy_hash_hex
+from policies.pricing import OptionKind
+from policies.risk import (
+    BookGreeks,
+    BudgetLedger,
+    BudgetLimits,
+    BudgetState,
+    aggregate_greeks,
+    budget_limits,
+    fmt_usd,
+    lot_cost_cents,
+)
+from policies.types import Level, Position, Regime
+
+DAY = 86400
+HOUR = 3600
+_EPS = 1e-9
+
+
+# ------------------------------------------------------------------------------ exposure
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """One covered LP position seen from its underlying, in USD-per-underlying terms.
+
+    ``lower``/``upper`` are the range edges as underlying prices (whichever pool
+    token the underlying is), ``x_max`` the underlying held once the price is below
+    the range, ``delta`` the underlying held now, ``gamma`` d delta / d spot.
+    """
+
+    token_id: int
+    underlying: str
+    quote: str
+    pool: str
+    spot: float
+    lower: float
+    upper: float
+    in_range: bool
+    liquidity: int
+    x_max: float
+    delta: float
+    gamma: float
+    value_usd: float
+
+
+def exposure(position: Position, cover: Coverage) -> Exposure:
+    """Exposure of one position via policies.lp_math (exact x_max, float greeks)."""
+    pool = position.pool
+    d0, d1 = pool.token0.decimals, pool.token1.decimals
+    lo_t, up_t = position.tick_lower, position.tick_upper
+    sa, sb = get_sqrt_ratio_at_tick(lo_t), get_sqrt_ratio_at_tick(up_t)
+    scale = 10.0 ** (d0 - d1)  # raw price -> human token1 per token0
+    p = price_at_sqrt_ratio(pool.sqrt_price_x96) * scale
+    pa = price_at_sqrt_ratio(sa) * scale
+    pb = price_at_sqrt_ratio(sb) * scale
+    liq = position.liquidity
+    # In underlying-price space both orientations are the same v3 curve with
+    # L_h = L * 10**(-(d0 + d1) / 2) (see docs/policy.md).
+    l_h = liq * 10.0 ** (-(d0 + d1) / 2.0)
+    if cover.underlying_token == "token0":
+        spot, lower, upper = p, pa, pb
+        x_max = amount0_delta(sa, sb, liq, False) / 10.0**d0
+    else:
+        spot, lower, upper = 1.0 / p, 1.0 / pb, 1.0 / pa
+        x_max = amount1_delta(sa, sb, liq, False) / 10.0**d1
+    return Exposure(
+        token_id=position.token_id, underlying=cover.underlying, quote=cover.quote,
+        pool=pool.address.lower(), spot=spot, lower=lower, upper=upper,
+        in_range=lo_t <= pool.tick < up_t, liquidity=liq, x_max=x_max,
+        delta=lp_delta(l_h, spot, lower, upper), gamma=lp_gamma(l_h, spot, lower, upper),
+        value_usd=lp_value(l_h, spot, lower, upper),
+    )
+
+
+def match_coverage(policy: Policy, position: Position) -> Coverage | None:
+    """The coverage entry of a position: one listing its token id, else a pool-wide one."""
+    addr = position.pool.address.lower()
+    pool_wide: Coverage | None = None
+    for cover in policy.coverage:
+        if cover.pool != addr:
+            continue
+        if position.token_id in cover.token_ids:
+            return cover
+        if not cover.token_ids and pool_wide is None:
+            pool_wide = cover
+    return pool_wide
+
+
+# ------------------------------------------------------------------------------ I/O types
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInputs:
+    now: int  # unix seconds
+    policy: Policy
+    positions: tuple[Position, ...]
+    regimes: tuple[Regime, ...]
+    book: HedgeBook
+    budget: BudgetState
+    quotes: tuple[OptionQuote, ...] = ()
+    perp_quotes: tuple[PerpQuote, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LayerTarget:
+    """What one layer wants for one underlying and option kind, and what it gets."""
+
+    underlying: str
+    layer: str
+    kind: OptionKind
+    state: str  # engaged | idle | released | unknown
+    trigger: str  # why (not) engaged
+    desired: float  # fraction of x_max over covered positions (0 unless engaged)
+    hedgeable: float  # part of desired with an eligible instrument
+    held: float  # valid holdings of the layer (after rolls)
+    bought: float  # new this decision
+    positions: int
+    unhedgeable_positions: int
+    instruments: tuple[str, ...]
+    reason: str
+
+    @property
+    def after(self) -> float:
+        return self.held + self.bought
+
+
+@dataclass(frozen=True, slots=True)
+class ClipNote:
+    underlying: str
+    layer: str
+    limit: str  # "session cap" | "total budget"
+    wanted_cents: int
+    allowed_cents: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    now: int
+    policy_version: str
+    policy_hash: str
+    intents: tuple[Intent, ...]
+    targets: tuple[LayerTarget, ...]
+    book_after: HedgeBook
+    clips: tuple[ClipNote, ...]
+    notes: tuple[str, ...]
+    greeks: tuple[BookGreeks, ...]
+    budget: BudgetLimits
+    spent_cents: int
+    exposures: tuple[Exposure, ...] = field(default=())
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _lvl(level: Level | None) -> str:
+    return "unknown" if level is None else level.name.lower()
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.4g}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _lots_up(amount: float, step: Decimal) -> int:
+    return max(0, math.ceil(amount / float(step) - _EPS))
+
+
+@dataclass(frozen=True, slots=True)
+class _Cand:
+    quote: OptionQuote
+    ask: float
+    dte: float
+    lot_cost: int
+    metric: float  # premium per unit of underlying per day of protection
+
+    @property
+    def instrument(self) -> Instrument:
+        return self.quote.instrument
+
+    @property
+    def sort_key(self) -> tuple[float, str, str]:
+        return (self.metric, self.instrument.venue, self.instrument.symbol)
+
+
+@dataclass(slots=True)
+class _Chain:
+    """Eligible instruments of one (underlying, layer, kind): the best per strike."""
+
+    strikes: list[float]
+    best: list[_Cand]
+    rejected: dict[str, int]
+
+    def nearest(self, target: float, lo: float, hi: float) -> _Cand | None:
+        """The listed strike nearest ``target`` among those in [lo, hi] (ties: lower)."""
+        tol = _EPS * max(1.0, abs(target))
+        i = bisect_left(self.strikes, lo - tol)
+        j = bisect_left(self.strikes, hi + tol)
+        if i >= j:
+            return None
+        m = bisect_left(self.strikes, target, i, j)
+        choices = [k for k in (m - 1, m) if i <= k < j]
+        best = min(choices, key=lambda k: (abs(self.strikes[k] - target), self.strikes[k]))
+        return self.best[best]
+
+
+def eligibility(quote: OptionQuote, policy: Policy, layer: Layer, now: int,
+                spot: float | None) -> str | None:
+    """Why a quote cannot be used by a layer (None = eligible)."""
+    inst = quote.instrument
+    liq = policy.liquidity
+    if inst.venue not in policy.venues.options:
+        return "venue not allowed"
+    if inst.expiry <= now:
+        return "expired"
+    dte = inst.days_to_expiry(now)
+    if dte < max(layer.min_days, layer.roll.days_before_expiry) or dte > layer.max_days:
+        return "outside tenor window"
+    if quote.as_of > now or now - quote.as_of > liq.max_quote_age_seconds:
+        return "stale quote"
+    bid, ask = quote.bid, quote.ask
+    if bid is None or ask is None or not math.isfinite(bid) or not math.isfinite(ask):
+        return "no two-sided quote"
+    if ask <= 0 or bid < 0 or bid > ask:
+        return "invalid quote"
+    mid = 0.5 * (bid + ask)
+    if mid <= 0 or (ask - bid) / mid > liq.max_spread:
+        return "spread too wide"
+    oi = quote.open_interest
+    if oi is None or not math.isfinite(oi) or oi < liq.min_open_interest:
+        return "open interest too low or unknown"
+    if spot is None or not math.isfinite(spot) or spot <= 0:
+        return "no spot price for the premium limit"
+    if ask > layer.premium.max_pct_of_spot * spot:
+        return "premium above limit"
+    if inst.size_step <= 0 or not math.isfinite(inst.strike) or inst.strike <= 0:
+        return "invalid instrument"
+    return None
+
+
+def _chain(quotes: Iterable[OptionQuote], policy: Policy, layer: Layer, now: int,
+           spot: float | None) -> _Chain:
+    by_strike: dict[float, _Cand] = {}
+    rejected: dict[str, int] = defaultdict(int)
+    for q in quotes:
+        why = eligibility(q, policy, layer, now, spot)
+        if why is not None:
+            rejected[why] += 1
+            continue
+        assert q.ask is not None
+        dte = q.instrument.days_to_expiry(now)
+        cand = _Cand(q, q.ask, dte, lot_cost_cents(q.ask, q.instrument.size_step),
+                     q.ask / max(dte, 1.0 / 24.0))
+        k = q.instrument.strike
+        if k not in by_strike or cand.sort_key < by_strike[k].sort_key:
+            by_strike[k] = cand
+    strikes = sorted(by_strike)
+    return _Chain(strikes, [by_strike[k] for k in strikes], dict(rejected))
+
+
+def _strike_band(kind: OptionKind, e: Exposure, layer: Layer) -> tuple[float, float, float]:
+    """(target, lowest, highest) strike of the rule for one position."""
+    tol = layer.strike.tolerance
+    if kind is OptionKind.PUT:
+        a, b = layer.strike.put_offset
+        return (e.lower * (1 - (a + b) / 2), e.lower * max(1 - b - tol, 0.0),
+                e.lower * (1 - max(a - tol, 0.0)))
+    a, b = layer.strike.call_offset
+    return (e.upper * (1 + (a + b) / 2), e.upper * (1 + max(a - tol, 0.0)), e.upper * (1 + b + tol))
+
+
+# ------------------------------------------------------------------------------ engagement
+
+
+@dataclass(frozen=True, slots=True)
+class _Engagement:
+    engaged: bool
+    state: str
+    reason: str
+
+
+def _fired(layer: Layer, regime: Regime, slack: int) -> list[str]:
+    fired: list[str] = []
+    trig = layer.trigger
+    assert regime.level is not None
+    if trig.min_level is not None:
+        need = max(level_of(trig.min_level) - slack, 0)
+        if regime.level >= need:
+            fired.append(f"regime {_lvl(regime.level)} >= {Level(need).name.lower()}")
+    by_name = {s.name: s for s in regime.signals}
+    for name, lvl in sorted(trig.signals.items()):
+        reading = by_name.get(name)
+        need = max(level_of(lvl) - slack, 0)
+        if reading is not None and reading.level is not None and reading.level >= need:
+            fired.append(f"{name} {_lvl(reading.level)} >= {Level(need).name.lower()}"
+                         f" ({reading.reason})")
+    return fired
+
+
+def engagement(layer_name: str, layer: Layer, regime: Regime | None,
+               prev: LayerEngagement | None, now: int) -> _Engagement:
+    if regime is None or regime.level is None:
+        why = regime.reason if regime is not None else "no regime reading"
+        return _Engagement(prev is not None, "unknown",
+                           f"regime unknown ({why}): layer {layer_name} kept "
+                           f"{'engaged' if prev else 'idle'}, nothing new bought")
+    fired = _fired(layer, regime, 0)
+    if fired:
+        return _Engagement(True, "engaged", "; ".join(fired))
+    unknown = sorted(s.name for s in regime.signals
+                     if s.level is None and s.name in layer.trigger.signals)
+    quiet = (f"not triggered (regime {_lvl(regime.level)}"
+             + (f"; unknown: {', '.join(unknown)}" if unknown else "") + ")")
+    if prev is None:
+        return _Engagement(False, "idle", quiet)
+    held_h = (now - prev.since) / HOUR
+    if held_h < layer.hysteresis.min_engaged_hours:
+        return _Engagement(True, "engaged", f"{quiet}, kept engaged: cooldown {held_h:.1f}h of "
+                           f"{layer.hysteresis.min_engaged_hours:g}h since {_iso(prev.since)}")
+    if layer.hysteresis.levels:
+        held = _fired(layer, regime, layer.hysteresis.levels)
+        if held:
+            return _Engagement(True, "engaged", f"{quiet}, kept engaged by hysteresis "
+                               f"({layer.hysteresis.levels} level(s)): " + "; ".join(held))
+    return _Engagement(False, "released", f"{quiet}; released after {held_h:.1f}h engaged")
+
+
+# ------------------------------------------------------------------------------ decide
+
+
+class _Run:
+    """The mutable scratchpad of one decide() call (never escapes it)."""
+
+    def __init__(self, inputs: DecisionInputs) -> None:
+        self.inputs = inputs
+        self.policy = inputs.policy
+        self.now = inputs.now
+        self.intents: list[Intent] = []
+        self.notes: list[str] = []
+        self.clips: list[ClipNote] = []
+        self.targets: list[LayerTarget] = []
+        limits = budget_limits(self.policy.budget.share_of_expected_fees,
+                               self.policy.budget.session_cap_share, inputs.budget)
+        self.ledger = BudgetLedger(limits)
+        self.quotes_by_underlying: dict[tuple[str, OptionKind], list[OptionQuote]] = \
+            defaultdict(list)
+        for q in inputs.quotes:
+            self.quotes_by_underlying[(q.instrument.underlying, q.instrument.kind)].append(q)
+        self.chains: dict[tuple[str, str, OptionKind], _Chain] = {}
+        self.regimes = {r.underlying: r for r in inputs.regimes}
+        self.spot: dict[str, float] = {}
+        self.rolled_in: dict[tuple[str, str, OptionKind], float] = defaultdict(float)
+
+    def chain(self, underlying: str, layer_name: str, kind: OptionKind) -> _Chain:
+        key = (underlying, layer_name, kind)
+        if key not in self.chains:
+            self.chains[key] = _chain(self.quotes_by_underlying.get((underlying, kind), ()),
+                                      self.policy, self.policy.layers[layer_name], self.now,
+                                      self.spot.get(underlying))
+        return self.chains[key]
+
+    def clip(self, underlying: str, layer: str, wanted: int, allowed: int, what: str) -> str:
+        limits = self.ledger.limits
+        budget = self.policy.budget
+        room = self.ledger.remaining_cents + allowed
+        text = (f"clipped {what}: wanted {fmt_usd(wanted)}, bought {fmt_usd(allowed)}: the "
+                f"{limits.binding} had {fmt_usd(room)} left (session cap "
+                f"{fmt_usd(limits.session_cap_cents)} = {budget.session_cap_share:.0%} of the "
+                f"{fmt_usd(limits.total_cents)} budget, {fmt_usd(limits.remaining_total_cents)}"
+                f" of it unspent before this session's decision)")
+        self.clips.append(ClipNote(underlying, layer, limits.binding, wanted, allowed, text))
+        return text
+
+
+def decide(inputs: DecisionInputs) -> Decision:
+    run = _Run(inputs)
+    policy, now, book = inputs.policy, inputs.now, inputs.book
+
+    # exposures of covered positions
+    covered: list[tuple[Exposure, Coverage]] = []
+    uncovered: list[int] = []
+    for pos in sorted(inputs.positions, key=lambda p: p.token_id):
+        cover = match_coverage(policy, pos)
+        if cover is None:
+            uncovered.append(pos.token_id)
+            continue
+        covered.append((exposure(pos, cover), cover))
+    if uncovered:
+        run.notes.append(f"{len(uncovered)} position(s) not covered by the policy, ignored: "
+                         + ", ".join(str(t) for t in uncovered[:10])
+                         + (" ..." if len(uncovered) > 10 else ""))
+    by_underlying: dict[str, list[Exposure]] = defaultdict(list)
+    for e, _ in covered:
+        by_underlying[e.underlying].append(e)
+    for u, exps in by_underlying.items():  # spot: the deepest position's pool price
+        run.spot[u] = max(exps, key=lambda e: (e.liquidity, e.pool)).spot
+
+    # depeg exits
+    exiting = set(book.exits_pending)
+    _depeg(run, covered, exiting)
+
+    live: dict[str, list[Exposure]] = {
+        u: [e for e in exps if e.token_id not in exiting and e.liquidity > 0]
+        for u, exps in by_underlying.items()}
+    underlyings = sorted(set(by_underlying) | {e.underlying for e in book.engaged})
+    order = policy.layer_order()
+
+    # layer engagement
+    state: dict[tuple[str, str], _Engagement] = {}
+    for u in underlyings:
+        regime = run.regimes.get(u)
+        for name in order:
+            prev = book.engagement(u, name)
+            eng = engagement(name, policy.layers[name], regime, prev, now)
+            state[(u, name)] = eng
+            if eng.engaged and prev is None:
+                run.intents.append(EngageLayer(u, name, now, eng.reason,
+                                               {"regime": _lvl(regime.level if regime else None)}))
+            elif not eng.engaged and prev is not None:
+                run.intents.append(ReleaseLayer(
+                    u, name, eng.reason + "; held options run to expiry, not rolled",
+                    {"since": prev.since}))
+
+    # expired holdings settle; expiring holdings of engaged layers roll
+    valid: dict[tuple[str, str, OptionKind], float] = defaultdict(float)
+    expiring: list[OptionHolding] = []
+    for h in sorted(book.options, key=lambda h: (h.instrument.key, h.layer)):
+        inst = h.instrument
+        if inst.expiry <= now:
+            run.intents.append(CloseOption(
+                inst.underlying, h.layer, inst, h.size,
+                f"expired {_iso(inst.expiry)}: settle and remove from the book",
+                {"expiry": inst.expiry, "strike": inst.strike}))
+            continue
+        layer = policy.layers.get(h.layer)
+        if layer is not None and inst.days_to_expiry(now) < layer.roll.days_before_expiry:
+            expiring.append(h)
+        else:
+            valid[(inst.underlying, h.layer, inst.kind)] += float(h.size)
+    for name in order:
+        for h in expiring:
+            if h.layer == name:
+                _roll(run, h, state.get((h.instrument.underlying, name)))
+
+    # new protection, layers shortest tenor first
+    for name in order:
+        layer = policy.layers[name]
+        kinds = [OptionKind.PUT] + ([OptionKind.CALL] if layer.strike.calls else [])
+        for u in underlyings:
+            eng = state[(u, name)]
+            for kind in kinds:
+                _fill(run, u, name, kind, eng, live.get(u, []),
+                      valid[(u, name, kind)] + run.rolled_in[(u, name, kind)])
+
+    # perps
+    if policy.perp.enabled:
+        for u in underlyings:
+            regime = run.regimes.get(u)
+            if regime is None or regime.level is None:
+                run.notes.append(f"{u}: regime unknown, perp hedge left as is")
+                continue
+            _perp(run, u, live.get(u, []))
+
+    intents = tuple(sorted(run.intents, key=intent_sort_key))
+    after = apply_intents(book, intents)
+    quote_map = {q.instrument.key: q for q in inputs.quotes}
+    greeks = []
+    for u in underlyings:
+        exps = live.get(u, [])
+        greeks.append(aggregate_greeks(u, now, sum(e.value_usd for e in exps),
+                                       sum(e.delta for e in exps), sum(e.gamma for e in exps),
+                                       after, quote_map))
+    return Decision(
+        now=now, policy_version=policy.version, policy_hash=policy_hash_hex(policy),
+        intents=intents, targets=tuple(run.targets), book_after=after,
+        clips=tuple(run.clips), notes=tuple(run.notes), greeks=tuple(greeks),
+        budget=run.ledger.limits, spent_cents=run.ledger.spent_cents,
+        exposures=tuple(e for e, _ in covered),
+    )
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Instrument):
+        return value.to_json()
+    if isinstance(value, OptionKind):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {f: _jsonable(getattr(value, f)) for f in value.__dataclass_fields__}
+    return value
+
+
+def decision_to_json(decision: Decision) -> dict[str, object]:
+    """The whole decision as JSON-ready data (Decimals as strings)."""
+    out = _jsonable(decision)
+    budget = _jsonable(decision.budget)
+    assert isinstance(out, dict) and isinstance(budget, dict)
+    out["budget"] = {**budget, "remaining_cents": decision.budget.remaining_cents,
+                     "binding": decision.budget.binding}
+    targets = []
+    for t in decision.targets:
+        raw = _jsonable(t)
+        assert isinstance(raw, dict)
+        targets.append({**raw, "after": t.after})
+    out["targets"] = targets
+    return out
+
+
+def _depeg(run: _Run, covered: Sequence[tuple[Exposure, Coverage]], exiting: set[int]) -> None:
+    policy = run.policy
+    need = level_of(policy.depeg.min_level)
+    for e, cover in covered:
+        hits = []
+        for asset in sorted({cover.underlying, cover.quote}):
+            regime = run.regimes.get(asset)
+            if regime is None:
+                continue
+            for s in regime.signals:
+                if s.name == "depeg" and s.level is not None and s.level >= need:
+                    hits.append((asset, s))
+        if not hits:
+            continue
+        asset, s = hits[0]
+        what = f"depeg on {asset}: {_lvl(s.level)} >= {policy.depeg.min_level} ({s.reason})"
+        if policy.depeg.action != "exit_lp":
+            run.notes.append(f"position {e.token_id}: {what}; policy action alert_only")
+            continue
+        if e.token_id in exiting or e.liquidity == 0:
+            continue
+        exiting.add(e.token_id)
+        run.intents.append(ExitLP(e.token_id, e.underlying, f"{what}: exit the LP position",
+                                  {"asset": asset, "level": _lvl(s.level),
+                                   "value_usd": e.value_usd, "pool": e.pool}))
+
+
+def _roll(run: _Run, h: OptionHolding, eng: _Engagement | None) -> None:
+    inst = h.instrument
+    layer = run.policy.layers[h.layer]
+    dte = inst.days_to_expiry(run.now)
+    head = (f"roll {h.layer}: {inst.symbol} has {dte:.1f}d to expiry < "
+            f"{layer.roll.days_before_expiry:g}d")
+    if eng is None or not eng.engaged:
+        run.notes.append(f"{head}, but the layer is not engaged: left to expire")
+        return
+    chain = run.chain(inst.underlying, h.layer, inst.kind)
+    tol = layer.roll.max_strike_change
+    cand = chain.nearest(inst.strike, inst.strike * (1 - tol), inst.strike * (1 + tol))
+    if cand is None:
+        run.notes.append(f"{head}, but no eligible instrument within {tol:.0%} of strike "
+                         f"{inst.strike:g} (rejected: {chain.rejected}): not rolled")
+        return
+    new = cand.instrument
+    lots = math.ceil(h.size / new.size_step)
+    wanted = lots * cand.lot_cost
+    take = min(lots, run.ledger.affordable_lots(cand.lot_cost))
+    clip = ""
+    if take < lots:
+        clip = run.clip(inst.underlying, h.layer, wanted, take * cand.lot_cost,
+                        f"roll of {inst.symbol}")
+    open_size = take * new.size_step
+    close_size = h.size if take == lots else (
+        (open_size / inst.size_step).to_integral_value(rounding=ROUND_DOWN) * inst.size_step)
+    if take == 0 or close_size <= 0:
+        run.notes.append(f"{head}: not rolled ({clip or 'nothing affordable'})")
+        return
+    premium = take * cand.lot_cost
+    run.ledger.spend(premium)
+    run.rolled_in[(inst.underlying, h.layer, inst.kind)] += float(open_size)
+    reason = (f"{head}; into {new.venue}:{new.symbol} strike {new.strike:g}, "
+              f"{cand.dte:.1f}d, {open_size} {inst.underlying} at ask {cand.ask:g} = "
+              f"{fmt_usd(premium)}" + (f"; {clip}" if clip else ""))
+    run.intents.append(RollOption(
+        inst.underlying, h.layer, inst, close_size, new, open_size, cand.ask, premium, reason,
+        {"days_to_expiry": dte, "roll_days": layer.roll.days_before_expiry,
+         "new_days_to_expiry": cand.dte, "premium_cents": premium, "clipped": bool(clip)}))
+
+
+def _fill(run: _Run, u: str, name: str, kind: OptionKind, eng: _Engagement,
+          exps: Sequence[Exposure], held: float) -> None:
+    layer = run.policy.layers[name]
+    frac = layer.size.fraction_of_x_max
+
+    def target(desired: float, hedgeable: float, bought: float, n_unhedged: int,
+               insts: Sequence[str], reason: str) -> None:
+        run.targets.append(LayerTarget(
+            underlying=u, layer=name, kind=kind, state=eng.state, trigger=eng.reason,
+            desired=desired, hedgeable=hedgeable, held=held, bought=bought,
+            positions=len(exps), unhedgeable_positions=n_unhedged,
+            instruments=tuple(insts), reason=reason))
+
+    if not eng.engaged:
+        target(0.0, 0.0, 0.0, 0, (), eng.reason)
+        return
+    desired = frac * sum(e.x_max for e in exps)
+    chain = run.chain(u, name, kind)
+    per: dict[tuple[str, str], float] = defaultdict(float)
+    cands: dict[tuple[str, str], _Cand] = {}
+    unhedged = 0
+    for e in exps:
+        t, lo, hi = _strike_band(kind, e, layer)
+        c = chain.nearest(t, lo, hi)
+        if c is None:
+            unhedged += 1
+            continue
+        per[c.instrument.key] += frac * e.x_max
+        cands[c.instrument.key] = c
+    hedgeable = sum(per.values())
+    if unhedged:
+        run.notes.append(f"{u} {name} {kind.value}s: {unhedged} position(s) without an eligible "
+                         f"instrument (rejected quotes: {chain.rejected or 'none listed'})")
+    if eng.state == "unknown":
+        target(desired, hedgeable, 0.0, unhedged, (), eng.reason)
+        return
+    shortfall = hedgeable - held
+    if hedgeable <= 0 or shortfall < layer.size.min_adjust_fraction * hedgeable:
+        why = (f"{eng.reason}; target {_fmt(desired)} {u}, held {_fmt(held)}: "
+               + ("no eligible instrument" if hedgeable <= 0 else "within the adjust band"))
+        target(desired, hedgeable, 0.0, unhedged, (), why)
+        return
+    keys = sorted(per, key=lambda k: cands[k].sort_key)
+    want = {k: _lots_up(shortfall * per[k] / hedgeable, cands[k].instrument.size_step)
+            for k in keys}
+    take: dict[tuple[str, str], int] = {}
+    clipped = False
+    for k in keys:
+        c = cands[k]
+        n = min(want[k], run.ledger.affordable_lots(c.lot_cost))
+        clipped |= n < want[k]
+        take[k] = n
+        run.ledger.spend(n * c.lot_cost)
+    if clipped:  # top up with whatever still fits, cheapest first, up to the shortfall
+        left = shortfall - sum(float(take[k] * cands[k].instrument.size_step) for k in keys)
+        for k in keys:
+            if left <= _EPS:
+                break
+            c = cands[k]
+            n = min(_lots_up(left, c.instrument.size_step),
+                    run.ledger.affordable_lots(c.lot_cost))
+            take[k] += n
+            run.ledger.spend(n * c.lot_cost)
+            left -= float(n * c.instrument.size_step)
+    wanted_cents = sum(want[k] * cands[k].lot_cost for k in keys)
+    got_cents = sum(take[k] * cands[k].lot_cost for k in keys)
+    clip = ""
+    if clipped:
+        clip = run.clip(u, name, wanted_cents, got_cents, f"{name} {kind.value}s on {u}")
+    bought = 0.0
+    for k in keys:
+        if take[k] == 0:
+            continue
+        c = cands[k]
+        size = take[k] * c.instrument.size_step
+        bought += float(size)
+        premium = take[k] * c.lot_cost
+        reason = (f"{name} layer ({eng.reason}): {kind.value} {c.instrument.strike:g} "
+                  f"{c.dte:.1f}d on {c.instrument.venue}, {size} {u} of a "
+                  f"{_fmt(shortfall)} {u} shortfall (target {frac:g} x x_max = "
+                  f"{_fmt(hedgeable)}, held {_fmt(held)}), ask {c.ask:g} = {fmt_usd(premium)}"
+                  + (f"; {clip}" if clip else ""))
+        run.intents.append(OpenOption(
+            u, name, c.instrument, size, c.ask, premium, reason,
+            {"layer": name, "trigger": eng.reason, "target": hedgeable, "held": held,
+             "shortfall": shortfall, "lots": take[k], "lot_cost_cents": c.lot_cost,
+             "days_to_expiry": c.dte, "premium_per_unit_day": c.metric,
+             "clipped": clipped}))
+    why = (f"{eng.reason}; target {_fmt(desired)} {u}, held {_fmt(held)}, buying "
+           f"{_fmt(bought)}" + (f"; {clip}" if clip else ""))
+    target(desired, hedgeable, bought, unhedged,
+           [f"{cands[k].instrument.venue}:{cands[k].instrument.symbol}" for k in keys if take[k]],
+           why)
+
+
+def _perp(run: _Run, u: str, exps: Sequence[Exposure]) -> None:
+    cfg = run.policy.perp
+    book = run.inputs.book
+    fresh: list[PerpQuote] = [
+        q for q in run.inputs.perp_quotes
+        if q.underlying == u and q.venue in cfg.venues and q.as_of <= run.now
+        and run.now - q.as_of <= cfg.max_quote_age_seconds and q.funding_rate_8h is not None
+        and math.isfinite(q.funding_rate_8h) and q.size_step > 0]
+    fresh.sort(key=lambda q: (-(q.funding_rate_8h or 0.0), q.venue))
+    lp_d = sum(e.delta for e in exps)
+    x_max = sum(e.x_max for e in exps)
+    current = book.perp_total(u)
+    if fresh:
+        step = fresh[0].size_step
+    else:
+        steps = [q.size_step for q in run.inputs.perp_quotes if q.underlying == u]
+        step = min(steps) if steps else Decimal("0.001")
+    goal = -cfg.hedge_ratio * max(lp_d, 0.0)
+    target = (Decimal(repr(goal)) / step).to_integral_value(rounding=ROUND_CEILING) * step
+    diff = target - current
+    band = cfg.rebalance_band * x_max
+    evidence: dict[str, object] = {"lp_delta": lp_d, "hedge_ratio": cfg.hedge_ratio,
+                                   "target": str(target), "current": str(current),
+                                   "band": band}
+    if abs(float(diff)) <= band or diff == 0:
+        return
+    head = (f"perp delta hedge: LP delta {_fmt(lp_d)} {u} x ratio {cfg.hedge_ratio:g} -> target "
+            f"{target} {u}, now {current}, off by {diff} > band {_fmt(band)}")
+    if diff < 0:
+        if not fresh:
+            run.notes.append(f"{head}; no allowed perp venue with a fresh funding quote")
+            return
+        best = fresh[0]
+        run.intents.append(AdjustPerp(
+            u, best.venue, diff, target,
+            f"{head}; short more on {best.venue} (funding {best.funding_rate_8h:+.4%}/8h, "
+            f"best for shorts)", {**evidence, "funding_8h": best.funding_rate_8h}))
+        return
+    funding = {q.venue: q.funding_rate_8h for q in fresh}
+    shorts = sorted((p for p in book.perps if p.underlying == u and p.size < 0),
+                    key=lambda p: (funding.get(p.venue, -math.inf), p.venue))
+    left = diff
+    for p in shorts:
+        if left <= 0:
+            break
+        cut = min(left, -p.size)
+        left -= cut
+        rate = funding.get(p.venue)
+        run.intents.append(AdjustPerp(
+            u, p.venue, cut, target,
+            f"{head}; buy back {cut} on {p.venue} (funding "
+            + (f"{rate:+.4%}/8h" if rate is not None else "unknown") + ", costliest short first)",
+            {**evidence, "funding_8h": rate}))

@@ -1,0 +1,388 @@
+"""The ALVH policy file: TOML, validated with pydantic, canonical bytes and hash.
+
+``parse_policy(text)`` validates strictly (a string where a number belongs is an
+error, unknown keys are errors) and raises ``PolicyError`` with one line naming
+the field and, where there is a closed set, the allowed values.
+
+``canonical_bytes(policy)`` is JSON of the validated model (every default filled
+in) with sorted keys and no whitespace: comments, formatting, key order and
+stating a default explicitly do not change it; any semantic change does.
+``policy_hash(policy)`` = keccak256(canonical_bytes) is what the Safe approves.
+
+Reference: docs/policy.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import tomllib
+from typing import Annotated, Any, Literal
+
+from eth_utils.crypto import keccak
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from policies.types import Level
+
+LevelName = Literal["calm", "elevated", "stress", "crisis"]
+TriggerLevel = Literal["elevated", "stress", "crisis"]
+SignalName = Literal["iv_percentile", "term_structure", "tvl_drop", "funding", "depeg", "rsi_macd"]
+OptionVenue = Literal["deribit", "derive", "okx", "bybit", "binance", "panoptic", "paper"]
+PerpVenue = Literal["hyperliquid", "binanceusdm", "bybit", "okx", "deribit", "dydx", "paper"]
+
+SIGNAL_NAMES: tuple[str, ...] = SignalName.__args__  # type: ignore[attr-defined]
+OPTION_VENUES: tuple[str, ...] = OptionVenue.__args__  # type: ignore[attr-defined]
+PERP_VENUES: tuple[str, ...] = PerpVenue.__args__  # type: ignore[attr-defined]
+
+Symbol = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{2,12}$")]
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+LayerName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def level_of(name: str) -> Level:
+    return Level[name.upper()]
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message is one line: ``<field>: <problem>``."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
+                              allow_inf_nan=False)
+
+
+class Governance(_Model):
+    single_owner_may_tighten: bool = False
+    override_max_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+
+
+class Coverage(_Model):
+    """Which LP positions are protected, and against which underlying."""
+
+    underlying: Symbol  # e.g. "ETH": the option/perp underlying
+    quote: Symbol = "USDC"  # the pool's other token, valued at 1 USD
+    pool: Address
+    underlying_token: Literal["token0", "token1"]
+    token_ids: tuple[Annotated[int, Field(ge=0)], ...] = ()  # empty: every position in the pool
+
+    @field_validator("pool")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower()
+
+
+class Venues(_Model):
+    options: tuple[OptionVenue, ...] = Field(default=("deribit",), min_length=1)
+
+
+class Liquidity(_Model):
+    max_spread: float = Field(default=0.15, gt=0, le=2)  # (ask - bid) / mid
+    min_open_interest: float = Field(default=10.0, ge=0)  # underlying units
+    max_quote_age_seconds: int = Field(default=300, gt=0)
+
+
+class Trigger(_Model):
+    min_level: TriggerLevel | None = None
+    signals: dict[SignalName, TriggerLevel] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _something(self) -> Trigger:
+        if self.min_level is None and not self.signals:
+            raise ValueError("a trigger needs min_level and/or signals")
+        return self
+
+
+def _offsets(v: tuple[float, float], side: str) -> tuple[float, float]:
+    lo, hi = v
+    if lo < 0 or hi < 0:
+        raise ValueError(f"strike inside the range: offsets are fractions beyond the range's "
+                         f"{side} edge and must be >= 0, got [{lo:g}, {hi:g}]")
+    if lo > hi:
+        raise ValueError(f"offsets must be [min, max] with min <= max, got [{lo:g}, {hi:g}]")
+    return v
+
+
+class Strike(_Model):
+    put_offset: tuple[float, float] = (0.05, 0.07)  # below the lower edge
+    calls: bool = False
+    call_offset: tuple[float, float] = (0.05, 0.07)  # above the upper edge
+    # listed strikes are coarse: accept the nearest strike up to this much (a fraction
+    # of the edge) outside the offset band, but never inside the range
+    tolerance: float = Field(default=0.02, ge=0, lt=0.5)
+
+    @field_validator("put_offset")
+    @classmethod
+    def _put(cls, v: tuple[float, float]) -> tuple[float, float]:
+        _offsets(v, "lower")
+        if v[1] >= 1:
+            raise ValueError(f"put offsets must be < 1 (strike > 0), got {v[1]:g}")
+        return v
+
+    @field_validator("call_offset")
+    @classmethod
+    def _call(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return _offsets(v, "upper")
+
+
+class Size(_Model):
+    fraction_of_x_max: float = Field(gt=0, le=1)
+    min_adjust_fraction: float = Field(default=0.05, gt=0, lt=1)
+
+
+class Roll(_Model):
+    days_before_expiry: float = Field(ge=0)
+    max_strike_change: float = Field(default=0.03, ge=0, lt=1)
+
+
+class Premium(_Model):
+    max_pct_of_spot: float = Field(gt=0, le=1)  # max ask per unit, as a fraction of spot
+
+
+class Hysteresis(_Model):
+    levels: int = Field(default=0, ge=0, le=3)
+    min_engaged_hours: float = Field(default=24.0, ge=0)
+
+
+class Layer(_Model):
+    min_days: float = Field(ge=0)
+    max_days: float = Field(gt=0)
+    trigger: Trigger
+    strike: Strike = Strike()
+    size: Size
+    roll: Roll
+    premium: Premium
+    hysteresis: Hysteresis = Hysteresis()
+
+    @model_validator(mode="after")
+    def _tenor(self) -> Layer:
+        if self.min_days >= self.max_days:
+            raise ValueError(f"min_days {self.min_days:g} must be < max_days {self.max_days:g}")
+        if self.roll.days_before_expiry >= self.max_days:
+            raise ValueError(f"roll.days_before_expiry {self.roll.days_before_expiry:g} must be "
+                             f"< max_days {self.max_days:g} (nothing could be bought)")
+        return self
+
+
+def _default_layers() -> dict[str, Layer]:
+    return {
+        "short": Layer(
+            min_days=0, max_days=7,
+            trigger=Trigger(min_level="crisis", signals={"term_structure": "elevated"}),
+            size=Size(fraction_of_x_max=0.25), roll=Roll(days_before_expiry=1),
+            premium=Premium(max_pct_of_spot=0.02)),
+        "intermediate": Layer(
+            min_days=15, max_days=45,
+            trigger=Trigger(min_level="stress", signals={"iv_percentile": "elevated"}),
+            size=Size(fraction_of_x_max=0.35), roll=Roll(days_before_expiry=10),
+            premium=Premium(max_pct_of_spot=0.04)),
+        "structural": Layer(
+            min_days=60, max_days=120,
+            trigger=Trigger(min_level="elevated", signals={"tvl_drop": "elevated"}),
+            size=Size(fraction_of_x_max=0.4), roll=Roll(days_before_expiry=30),
+            premium=Premium(max_pct_of_spot=0.06)),
+    }
+
+
+class Budget(_Model):
+    share_of_expected_fees: Fraction = 0.5  # total defined-risk budget
+    session_cap_share: Fraction = 0.25  # new premium per session, share of the total budget
+
+
+class Perp(_Model):
+    enabled: bool = False
+    hedge_ratio: Fraction = 0.5
+    rebalance_band: float = Field(default=0.1, gt=0, lt=1)  # share of the underlying's total x_max
+    venues: tuple[PerpVenue, ...] = Field(default=("hyperliquid",), min_length=1)
+    max_quote_age_seconds: int = Field(default=300, gt=0)
+
+
+class Depeg(_Model):
+    action: Literal["exit_lp", "alert_only"] = "exit_lp"
+    min_level: TriggerLevel = "stress"
+
+
+class Policy(_Model):
+    version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    name: str = ""
+    governance: Governance = Governance()
+    coverage: tuple[Coverage, ...] = Field(min_length=1)
+    venues: Venues = Venues()
+    liquidity: Liquidity = Liquidity()
+    layers: dict[LayerName, Layer] = Field(default_factory=_default_layers, min_length=1,
+                                           max_length=6)
+    budget: Budget = Budget()
+    perp: Perp = Perp()
+    depeg: Depeg = Depeg()
+
+    @model_validator(mode="after")
+    def _tenors_disjoint(self) -> Policy:
+        items = sorted(self.layers.items(), key=lambda kv: (kv[1].min_days, kv[0]))
+        for (name_a, a), (name_b, b) in itertools.pairwise(items):
+            if b.min_days < a.max_days:
+                raise ValueError(
+                    f"layers.{name_b}.min_days: tenor {b.min_days:g}-{b.max_days:g} days overlaps "
+                    f"layer '{name_a}' ({a.min_days:g}-{a.max_days:g} days)")
+        return self
+
+    def layer_order(self) -> list[str]:
+        """Layers by tenor, shortest first: the order budget is allocated in."""
+        return [n for n, _ in sorted(self.layers.items(), key=lambda kv: (kv[1].min_days, kv[0]))]
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    out: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()):
+        out.extend(_models_in(arg))
+    return out
+
+
+def _model_at(loc: tuple[int | str, ...], root: type[BaseModel]) -> type[BaseModel] | None:
+    """The model class whose field set applies at ``loc`` (for 'allowed keys')."""
+    model: type[BaseModel] = root
+    skip_key = False
+    for part in loc:
+        if skip_key or isinstance(part, int):
+            skip_key = False
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        found = _models_in(info.annotation)
+        if not found:
+            return None
+        skip_key = getattr(info.annotation, "__origin__", None) is dict
+        model = found[0]
+    return model
+
+
+def format_error(err: Any, root: type[BaseModel] | None = None) -> str:
+    """One line ``<field.path>: <problem>`` for one pydantic error of model ``root``."""
+    loc = tuple(err.get("loc", ()))
+    msg = str(err.get("msg", "invalid"))
+    kind = err.get("type")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1], root or Policy)
+        allowed = ", ".join(sorted(parent.model_fields)) if parent else "?"
+        return f"{_loc(loc)}: unknown field (allowed: {allowed})"
+    if kind == "missing":
+        return f"{_loc(loc)}: required field missing"
+    if kind in ("literal_error", "enum") and loc and loc[-1] == "[key]":
+        loc = loc[:-1]
+        msg = "unknown name; " + msg[0].lower() + msg[1:]
+    if kind == "string_pattern_mismatch" and loc:
+        field = loc[-1]
+        if field == "pool":
+            msg = "must be a 0x-prefixed 20-byte hex address"
+        elif field in ("underlying", "quote"):
+            msg = "must be an upper-case symbol like ETH or USDC"
+        elif field == "[key]":
+            loc = loc[:-1]
+            msg = "layer names are lower-case identifiers like short, intermediate, structural"
+    input_value = err.get("input")
+    shown = ""
+    if kind is not None and kind not in ("missing", "model_type") and not isinstance(
+            input_value, dict | list):
+        shown = f" (got {input_value!r})"
+    where = _loc(loc)
+    return f"{where}: {msg}{shown}" if where else f"{msg}"
+
+
+def _validation_message(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = format_error(errors[0])
+    head = tuple(errors[0].get("loc", ()))
+    # errors on a parent of the first one are its consequence (e.g. "too short" after a bad item)
+    more = [e for e in errors[1:] if tuple(e.get("loc", ())) != head[:len(e.get("loc", ()))]]
+    if more:
+        first += f" (and {len(more)} more problem{'s' if len(more) > 1 else ''})"
+    return first
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def parse_policy(text: str) -> Policy:
+    """Validate TOML text into a Policy; PolicyError (one line) on any problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"TOML syntax: {exc}") from None
+    return policy_from_dict(data)
+
+
+def policy_from_dict(data: dict[str, Any]) -> Policy:
+    try:
+        raw = json.dumps(data, default=str, allow_nan=False)
+    except ValueError:
+        raise PolicyError("numbers must be finite (nan/inf not allowed)") from None
+    try:
+        return Policy.model_validate_json(raw)
+    except ValidationError as exc:
+        raise PolicyError(_validation_message(exc)) from None
+
+
+def load_policy(path: str) -> Policy:
+    """Read and validate a policy file. The only I/O in policies/: a file the caller names."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise PolicyError(f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise PolicyError("not UTF-8 text") from None
+    return parse_policy(text)
+
+
+def canonical_bytes(policy: Policy) -> bytes:
+    data = policy.model_dump(mode="json")
+    _check_finite(data)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
+
+
+def _check_finite(value: object) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PolicyError("numbers must be finite")
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_finite(v)
+    if isinstance(value, list):
+        for v in value:
+            _check_finite(v)
+
+
+def policy_hash(policy: Policy) -> bytes:
+    """keccak256 of the canonical bytes: 32 bytes, what the Safe signs off."""
+    return bytes(keccak(canonical_bytes(policy)))
+
+
+def policy_hash_hex(policy: Policy) -> str:
+    return "0x" + policy_hash(policy).hex()

@@ -1,0 +1,264 @@
+"""The documented JSON state that `lphedge plan` decides on (format: docs/policy.md).
+
+Parsing only (text in, domain objects out): no I/O here, the CLI reads the file.
+Big integers (sqrt prices, liquidity, fee growth) may be JSON numbers or decimal
+strings; times are unix seconds or ISO 8601 strings with a zone; sizes are decimal
+strings (or numbers) in underlying units; money is USD as decimal strings.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from policies.alvh import DecisionInputs
+from policies.hedge import (
+    HedgeBook,
+    Instrument,
+    LayerEngagement,
+    OptionHolding,
+    OptionQuote,
+    PerpHolding,
+    PerpQuote,
+)
+from policies.lp_math import get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio
+from policies.policy_file import Policy, format_error
+from policies.pricing import OptionKind
+from policies.risk import BudgetState, usd_to_cents
+from policies.types import Level, PoolState, Position, Regime, SignalReading, TickFeeGrowth, Token
+
+
+class StateError(ValueError):
+    """A state file that cannot be used; one line: ``<field>: <problem>``."""
+
+
+def _time(v: object) -> object:
+    if isinstance(v, str):
+        try:
+            dt = datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 time: {v!r}") from None
+        if dt.tzinfo is None:
+            raise ValueError(f"time needs a zone (e.g. Z): {v!r}")
+        return int(dt.timestamp())
+    return v
+
+
+def _level(v: object) -> object:
+    if v is None:
+        return None
+    if isinstance(v, str) and v.upper() in Level.__members__:
+        return v.lower()
+    return v
+
+
+Time = Annotated[int, BeforeValidator(_time)]
+BigInt = Annotated[int, Field(ge=0)]
+LevelName = Annotated[Literal["calm", "elevated", "stress", "crisis"] | None,
+                      BeforeValidator(_level)]
+Size = Annotated[Decimal, Field(allow_inf_nan=False)]
+PosSize = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenIn(_M):
+    address: str
+    symbol: str
+    decimals: int = Field(ge=0, le=77)
+
+
+class PoolIn(_M):
+    address: str
+    token0: TokenIn
+    token1: TokenIn
+    fee: int = 500
+    tick_spacing: int = 10
+    sqrt_price_x96: BigInt | None = None
+    tick: int | None = None
+    liquidity: BigInt = 0
+    fee_growth_global0_x128: BigInt = 0
+    fee_growth_global1_x128: BigInt = 0
+
+
+class PositionIn(_M):
+    token_id: int = Field(ge=0)
+    pool: str
+    owner: str = "0x0000000000000000000000000000000000000000"
+    position_manager: str = "0xC36442b4a4522E871399CD717aBDD847Ab11FE88"
+    tick_lower: int
+    tick_upper: int
+    liquidity: BigInt
+    fee_growth_inside0_last_x128: BigInt = 0
+    fee_growth_inside1_last_x128: BigInt = 0
+    tokens_owed0: BigInt = 0
+    tokens_owed1: BigInt = 0
+
+
+class SignalIn(_M):
+    name: str
+    level: LevelName
+    reason: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class RegimeIn(_M):
+    underlying: str
+    level: LevelName
+    reason: str = ""
+    signals: tuple[SignalIn, ...] = ()
+
+
+class InstrumentIn(_M):
+    venue: str
+    symbol: str
+    underlying: str
+    kind: Literal["put", "call"]
+    strike: float = Field(gt=0, allow_inf_nan=False)
+    expiry: Time
+    size_step: PosSize = Decimal("0.1")
+
+
+class HoldingIn(InstrumentIn):
+    size: PosSize
+    layer: str
+
+
+class PerpIn(_M):
+    venue: str
+    underlying: str
+    size: Size
+
+
+class EngagedIn(_M):
+    underlying: str
+    layer: str
+    since: Time
+
+
+class BookIn(_M):
+    options: tuple[HoldingIn, ...] = ()
+    perps: tuple[PerpIn, ...] = ()
+    engaged: tuple[EngagedIn, ...] = ()
+    exits_pending: tuple[int, ...] = ()
+
+
+class QuoteIn(InstrumentIn):
+    bid: float | None = None
+    ask: float | None = None
+    mark_iv: float | None = None
+    open_interest: float | None = None
+    forward: float | None = None
+    as_of: Time
+
+
+class PerpQuoteIn(_M):
+    venue: str
+    underlying: str
+    mark: float | None = None
+    funding_rate_8h: float | None = None
+    as_of: Time
+    size_step: PosSize = Decimal("0.001")
+
+
+class BudgetIn(_M):
+    expected_fee_income_usd: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+    spent_total_usd: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(0)
+    spent_session_usd: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(0)
+
+
+class StateIn(_M):
+    now: Time
+    pools: tuple[PoolIn, ...] = ()
+    positions: tuple[PositionIn, ...] = ()
+    regimes: tuple[RegimeIn, ...] = ()
+    book: BookIn = BookIn()
+    quotes: tuple[QuoteIn, ...] = ()
+    perp_quotes: tuple[PerpQuoteIn, ...] = ()
+    budget: BudgetIn
+
+
+def _token(t: TokenIn) -> Token:
+    return Token(t.address, t.symbol, t.decimals)
+
+
+def _pool(p: PoolIn, where: str) -> PoolState:
+    if p.sqrt_price_x96 is None and p.tick is None:
+        raise StateError(f"{where}: needs sqrt_price_x96 or tick")
+    try:
+        sqrt = p.sqrt_price_x96 if p.sqrt_price_x96 is not None else get_sqrt_ratio_at_tick(
+            p.tick if p.tick is not None else 0)
+        tick = get_tick_at_sqrt_ratio(sqrt)
+    except ValueError as exc:
+        raise StateError(f"{where}: {exc}") from None
+    if p.tick is not None and p.sqrt_price_x96 is not None and p.tick != tick:
+        raise StateError(f"{where}.tick: {p.tick} does not match sqrt_price_x96 (tick {tick})")
+    return PoolState(p.address, _token(p.token0), _token(p.token1), p.fee, p.tick_spacing,
+                     sqrt, tick, p.liquidity, p.fee_growth_global0_x128,
+                     p.fee_growth_global1_x128)
+
+
+def _instrument(i: InstrumentIn) -> Instrument:
+    return Instrument(i.venue, i.symbol, i.underlying, OptionKind(i.kind), i.strike, i.expiry,
+                      i.size_step)
+
+
+def _lvl(name: str | None) -> Level | None:
+    return None if name is None else Level[name.upper()]
+
+
+def parse_state(text: str, policy: Policy) -> DecisionInputs:
+    """Validate a JSON state into DecisionInputs for ``policy``; StateError on problems."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateError(f"JSON syntax: {exc}") from None
+    try:
+        s = StateIn.model_validate(data)
+    except ValidationError as exc:
+        raise StateError(format_error(exc.errors()[0], StateIn)) from None
+    pools: dict[str, PoolState] = {}
+    for i, p in enumerate(s.pools):
+        pools[p.address.lower()] = _pool(p, f"pools[{i}]")
+    positions = []
+    for i, q in enumerate(s.positions):
+        pool = pools.get(q.pool.lower())
+        if pool is None:
+            raise StateError(f"positions[{i}].pool: {q.pool} is not in pools")
+        if not q.tick_lower < q.tick_upper:
+            raise StateError(f"positions[{i}].tick_lower: must be < tick_upper")
+        try:
+            get_sqrt_ratio_at_tick(q.tick_lower)
+            get_sqrt_ratio_at_tick(q.tick_upper)
+        except ValueError as exc:
+            raise StateError(f"positions[{i}]: {exc}") from None
+        positions.append(Position(
+            q.token_id, q.owner, q.position_manager, pool, q.tick_lower, q.tick_upper,
+            q.liquidity, q.fee_growth_inside0_last_x128, q.fee_growth_inside1_last_x128,
+            q.tokens_owed0, q.tokens_owed1, TickFeeGrowth(0, 0), TickFeeGrowth(0, 0)))
+    regimes = tuple(
+        Regime(r.underlying, _lvl(r.level), r.reason,
+               tuple(SignalReading(g.name, _lvl(g.level), g.reason, dict(g.evidence))
+                     for g in r.signals))
+        for r in s.regimes)
+    book = HedgeBook(
+        options=tuple(OptionHolding(_instrument(h), h.size, h.layer) for h in s.book.options),
+        perps=tuple(PerpHolding(p.venue, p.underlying, p.size) for p in s.book.perps),
+        engaged=tuple(LayerEngagement(e.underlying, e.layer, e.since) for e in s.book.engaged),
+        exits_pending=tuple(sorted(s.book.exits_pending)),
+    )
+    quotes = tuple(OptionQuote(_instrument(q), q.bid, q.ask, q.mark_iv, q.open_interest,
+                               q.forward, q.as_of) for q in s.quotes)
+    perp_quotes = tuple(PerpQuote(q.venue, q.underlying, q.mark, q.funding_rate_8h, q.as_of,
+                                  q.size_step) for q in s.perp_quotes)
+    budget = BudgetState(usd_to_cents(s.budget.expected_fee_income_usd),
+                         usd_to_cents(s.budget.spent_total_usd),
+                         usd_to_cents(s.budget.spent_session_usd))
+    return DecisionInputs(now=s.now, policy=policy, positions=tuple(positions), regimes=regimes,
+                          book=book, budget=budget, quotes=quotes, perp_quotes=perp_quotes)
