@@ -14,7 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
+from eth_utils.abi import collapse_if_tuple
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
@@ -219,6 +222,9 @@ class PolicyGate:
             content = path.read_bytes()
         except OSError as exc:
             raise PolicyNotApproved(f"cannot read policy file {path}: {exc.strerror}") from exc
+        return self.load_bytes(content, label=f"policy file {path}")
+
+    def load_bytes(self, content: bytes, label: str = "policy") -> LoadedPolicy:
         phash = policy_hash_of_bytes(content)
         approvals = self.store.policy_approvals(self.safe.chain_id, self.safe.address)
         reason = "no approval recorded"
@@ -231,7 +237,7 @@ class PolicyGate:
         req = approval_request(phash, self.safe.chain_id, self.safe.address)
         if self.safe.is_valid_signature(req.data_hash, b"").valid:
             return LoadedPolicy(content, phash, governance_settings(content), True)
-        refusal = f"policy file {path} (hash 0x{phash.hex()}) is not approved by the Safe: {reason}"
+        refusal = f"{label} (hash 0x{phash.hex()}) is not approved by the Safe: {reason}"
         self.store.record("refusal", "policy", phash, self.safe.chain_id, self.safe.address, reason=refusal)
         for approval in approvals:
             ok, _ = self.still_valid(approval)
@@ -537,10 +543,11 @@ class Allowlist:
         if abi is None:
             raise PreflightRefused(f"target {key[0]} selector 0x{key[1].hex()} is not on the allowlist")
         contract = Web3().eth.contract(address=key[0], abi=[abi])
+        types = [collapse_if_tuple(dict(i)) for i in abi["inputs"]]
         try:
             _, args = contract.decode_function_input(data)
-            fn = contract.get_function_by_name(abi["name"])(*args.values())
-            reencoded = bytes(HexBytes(fn._encode_transaction_data()))
+            values = abi_decode(types, bytes(data[4:]))
+            reencoded = bytes(data[:4]) + abi_encode(types, values)
         except Exception as exc:
             raise PreflightRefused(f"calldata for {abi['name']} does not decode: {exc}") from exc
         if reencoded != bytes(data):

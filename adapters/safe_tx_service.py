@@ -1,0 +1,193 @@
+"""Safe Transaction Service client: propose as a delegate, confirmations, pending by nonce.
+
+A thin layer over safe-eth-py's ``TransactionServiceApi`` (``base_url`` points anywhere:
+the hosted service, a self-hosted one, or a loopback server in tests). The service is an
+outside party: nothing it says is trusted. Every transaction it returns is rebuilt from its
+fields and its SafeTx hash recomputed locally (eth-account EIP-712, and safe-eth-py); every
+confirmation's signature is recovered and must come from a current owner. A mismatch means a
+forged or corrupted answer and is refused as a whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
+from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
+from safe_eth.eth import EthereumNetwork
+from safe_eth.eth.eip712 import eip712_encode_hash
+from safe_eth.safe import SafeTx
+from safe_eth.safe.api import SafeAPIException
+from safe_eth.safe.api.transaction_service_api import TransactionServiceApi
+from safe_eth.safe.api.transaction_service_api.transaction_service_messages import (
+    get_delegate_message,
+)
+
+from adapters.evm.safe import SafeAdapter, local_safe_tx_hash, recover_signer
+
+
+class TxServiceError(RuntimeError):
+    """The service refused a request or could not be reached."""
+
+
+class ForgedAnswer(TxServiceError):
+    """The service's answer does not match what its own fields hash to."""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    owner: str
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class ServiceTx:
+    """A transaction from the service, after local verification."""
+
+    safe_tx: SafeTx
+    safe_tx_hash: bytes
+    nonce: int
+    proposer: str | None
+    confirmations: tuple[Confirmation, ...]  # only current owners' valid signatures
+    ignored: tuple[str, ...]  # why other confirmations did not count
+    is_executed: bool
+
+
+class TxService(Protocol):
+    def propose(self, tx: SafeTx, proposer: LocalAccount, origin: str = "lphedge") -> bytes: ...
+    def get(self, safe_tx_hash: bytes) -> ServiceTx: ...
+    def pending(self, nonce_gte: int | None = None) -> list[ServiceTx]: ...
+    def confirm(self, safe_tx_hash: bytes, owner: LocalAccount) -> None: ...
+
+
+def _network(chain_id: int) -> EthereumNetwork:
+    try:
+        return EthereumNetwork(chain_id)
+    except ValueError:
+        return EthereumNetwork.UNKNOWN
+
+
+class SafeTxServiceClient:
+    """One Safe's view of a Transaction Service."""
+
+    def __init__(self, base_url: str, safe: SafeAdapter, api_key: str | None = None) -> None:
+        self.safe = safe
+        network = _network(safe.chain_id)
+        if network.value != safe.chain_id:
+            raise TxServiceError(f"chain {safe.chain_id} unknown to safe-eth-py; hashes cannot be checked")
+        self.api = TransactionServiceApi(
+            network, ethereum_client=safe.client, base_url=base_url.rstrip("/"), api_key=api_key
+        )
+
+    # -- writes ---------------------------------------------------------------------------
+    def add_delegate(self, delegate: str, owner: LocalAccount, label: str = "lphedge bot") -> None:
+        """An owner registers ``delegate`` (e.g. the bot) as a proposer for this Safe."""
+        message = get_delegate_message(to_checksum_address(delegate), self.safe.chain_id)
+        signature = owner.unsafe_sign_hash(eip712_encode_hash(message)).signature
+        try:
+            self.api.add_delegate(
+                to_checksum_address(delegate), owner.address, label, bytes(signature), self.safe.address
+            )
+        except SafeAPIException as exc:
+            raise TxServiceError(str(exc)) from exc
+
+    def propose(self, tx: SafeTx, proposer: LocalAccount, origin: str = "lphedge") -> bytes:
+        """Post a SafeTx signed by ``proposer`` (a delegate: its signature does not count)."""
+        h = local_safe_tx_hash(tx)
+        if h != bytes(tx.safe_tx_hash):
+            raise TxServiceError("local SafeTx hashes disagree; refusing to propose")
+        tx.signatures = b""
+        tx.sign(proposer.key.hex())
+        try:
+            self.api.post_transaction(tx)
+        except SafeAPIException as exc:
+            raise TxServiceError(str(exc)) from exc
+        return h
+
+    def confirm(self, safe_tx_hash: bytes, owner: LocalAccount) -> None:
+        """An owner's confirmation: ECDSA over the SafeTx hash (checked again on read)."""
+        sig = owner.unsafe_sign_hash(Hash32(safe_tx_hash)).signature
+        try:
+            self.api.post_signatures(safe_tx_hash, bytes(sig))
+        except SafeAPIException as exc:
+            raise TxServiceError(str(exc)) from exc
+
+    # -- reads ----------------------------------------------------------------------------
+    def get(self, safe_tx_hash: bytes) -> ServiceTx:
+        try:
+            raw: list[Any] = self.api.get_transactions(
+                self.safe.address, safe_tx_hash="0x" + safe_tx_hash.hex()  # type: ignore[arg-type]
+            )
+        except SafeAPIException as exc:
+            if "doesn't match" in str(exc):
+                raise ForgedAnswer(str(exc)) from exc
+            raise TxServiceError(str(exc)) from exc
+        except AssertionError as exc:
+            raise ForgedAnswer(f"malformed answer: {exc}") from exc
+        matches = [r for r in raw if str(r.get("safeTxHash", "")).lower() == "0x" + safe_tx_hash.hex()]
+        if len(matches) != 1:
+            raise TxServiceError(f"service has no transaction 0x{safe_tx_hash.hex()} for {self.safe.address}")
+        return self._verify(matches[0], expected_hash=safe_tx_hash)
+
+    def pending(self, nonce_gte: int | None = None) -> list[ServiceTx]:
+        """Not yet executed transactions from ``nonce_gte`` (default: the Safe's nonce), by nonce."""
+        start = self.safe.nonce() if nonce_gte is None else nonce_gte
+        try:
+            raw: list[Any] = self.api.get_transactions(
+                self.safe.address, executed="false", nonce__gte=start, ordering="nonce"  # type: ignore[arg-type]
+            )
+        except SafeAPIException as exc:
+            raise TxServiceError(str(exc)) from exc
+        return [self._verify(r) for r in raw]
+
+    def _verify(self, raw: dict[str, Any], expected_hash: bytes | None = None) -> ServiceTx:
+        claimed = bytes(HexBytes(raw.get("safeTxHash") or b""))
+        try:
+            if to_checksum_address(raw["safe"]) != self.safe.address:
+                raise ForgedAnswer(f"answer is for Safe {raw['safe']}, asked about {self.safe.address}")
+            tx = self.safe.build_tx(
+                raw["to"], int(raw["value"]), bytes(HexBytes(raw["data"] or b"")), int(raw["operation"]),
+                nonce=int(raw["nonce"]),
+            )
+            tx.safe_tx_gas, tx.base_gas, tx.gas_price = int(raw["safeTxGas"]), int(raw["baseGas"]), int(raw["gasPrice"])
+            tx.gas_token = to_checksum_address(raw["gasToken"])
+            tx.refund_receiver = to_checksum_address(raw["refundReceiver"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ForgedAnswer(f"malformed transaction in answer: {exc!r}") from exc
+        ours = local_safe_tx_hash(tx)
+        if ours != claimed or (expected_hash is not None and ours != expected_hash):
+            raise ForgedAnswer(
+                f"forged answer: fields hash to 0x{ours.hex()}, service says 0x{claimed.hex()}"
+            )
+        owners = set(self.safe.owners())
+        confs: list[Confirmation] = []
+        ignored: list[str] = []
+        for c in raw.get("confirmations") or []:
+            sig = bytes(HexBytes(c.get("signature") or b""))
+            try:
+                signer = recover_signer(ours, sig)
+            except Exception as exc:
+                ignored.append(f"{c.get('owner')}: unusable signature ({exc})")
+                continue
+            if signer != to_checksum_address(c.get("owner", "0x" + "00" * 20)):
+                ignored.append(f"{c.get('owner')}: signature was made by {signer}")
+            elif signer not in owners:
+                ignored.append(f"{signer}: not a current owner")
+            elif any(x.owner == signer for x in confs):
+                ignored.append(f"{signer}: duplicate confirmation")
+            else:
+                confs.append(Confirmation(signer, sig))
+        return ServiceTx(
+            safe_tx=tx, safe_tx_hash=ours, nonce=int(raw["nonce"]),
+            proposer=raw.get("proposer"), confirmations=tuple(confs), ignored=tuple(ignored),
+            is_executed=bool(raw.get("isExecuted")),
+        )
+
+
+def owner_account(key: str) -> LocalAccount:
+    account: LocalAccount = Account.from_key(key)
+    return account

@@ -1,0 +1,104 @@
+"""Approved policy: the Safe's own EIP-1271 verdict decides, with the current owners."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_utils.crypto import keccak
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.evm import safe as S
+from bot import governance as G
+from bot.audit_store import AuditStore
+from bot.devchain import DevChain
+from tests.governance.conftest import execute_with_owners
+
+pytestmark = pytest.mark.xdist_group("governance")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(message=st.binary(min_size=0, max_size=200))
+def test_safe_message_hash_equals_the_safes_own_getMessageHash(safe: S.SafeAdapter, message: bytes) -> None:
+    local = S.safe_message_hash(safe.chain_id, safe.address, message)
+    assert local == safe.get_message_hash(message)  # CompatibilityFallbackHandler on-chain
+    assert local == bytes(safe.safe.get_message_hash(message))  # safe-eth-py, independently
+
+
+def test_text_message_is_wrapped_like_safe_wallet(safe: S.SafeAdapter) -> None:
+    # Safe{Wallet}: safeMessageHash = getMessageHash(hashMessage(text)); hashMessage is EIP-191.
+    text = "lphedge: approve policy 0x" + "ab" * 32
+    reference = keccak(b"\x19Ethereum Signed Message:\n" + str(len(text)).encode() + text.encode())
+    assert S.text_message_hash(text) == reference
+    req = G.approval_request(bytes.fromhex("ab" * 32), safe.chain_id, safe.address)
+    assert req.text == text and req.data_hash == reference
+    assert safe.get_message_hash(reference) == req.safe_message_hash
+
+
+def test_one_signature_refused_two_accepted(safe: S.SafeAdapter, owners: list, store: AuditStore, policy_text: str) -> None:
+    content = policy_text.encode()
+    gate = G.PolicyGate(safe, store)
+    one = [G.sign_policy(content, owners[0], safe.chain_id, safe.address)]
+    with pytest.raises(G.PolicyNotApproved, match="GS020"):
+        gate.approve(content, one)
+    two = [*one, G.sign_policy(content, owners[2], safe.chain_id, safe.address)]
+    approval = gate.approve(content, two)
+    assert approval.policy_hash == "0x" + G.policy_hash_of_bytes(content).hex()
+    loaded = gate.load_bytes(content)
+    assert loaded.from_file and loaded.policy_hash.hex() == approval.policy_hash[2:]
+    events = [e.event for e in store.events()]
+    assert events == ["verification", "refusal", "verification", "approval"]
+
+
+def test_edited_policy_refused_last_approved_kept(
+    safe: S.SafeAdapter, owners: list, store: AuditStore, policy_text: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(policy_text)
+    gate = G.PolicyGate(safe, store)
+    with pytest.raises(G.PolicyNotApproved, match="not approved by the Safe"):
+        gate.load(path)  # nothing approved yet: refuse outright
+    content = path.read_bytes()
+    gate.approve(content, [G.sign_policy(content, o, safe.chain_id, safe.address) for o in owners[:2]])
+    assert gate.load(path).from_file
+    path.write_text(policy_text.replace('name = "governance test"', 'name = "edited by one person"'))
+    loaded = gate.load(path)
+    assert not loaded.from_file
+    assert loaded.content == content  # still the approved bytes
+    assert "is not approved by the Safe" in loaded.warning and "last approved" in loaded.warning
+    assert store.events(event="refusal")[-1].subject_hash == "0x" + G.policy_hash_of_bytes(path.read_bytes()).hex()
+
+
+def test_signature_for_another_policy_refused(safe: S.SafeAdapter, owners: list, store: AuditStore, policy_text: str) -> None:
+    content = policy_text.encode()
+    other = policy_text.replace("governance test", "other").encode()
+    sigs = [G.sign_policy(other, o, safe.chain_id, safe.address) for o in owners[:2]]
+    with pytest.raises(G.PolicyNotApproved, match="signature is for policy"):
+        G.PolicyGate(safe, store).approve(content, sigs)
+
+
+def test_after_swap_owner_removed_owners_signature_no_longer_counts(
+    clean_chain: DevChain, safe: S.SafeAdapter, owners: list, store: AuditStore, policy_text: str
+) -> None:
+    content = policy_text.encode()
+    gate = G.PolicyGate(safe, store)
+    sigs = {o.address: G.sign_policy(content, o, safe.chain_id, safe.address) for o in owners}
+    gate.approve(content, [sigs[owners[0].address], sigs[owners[1].address]])
+    assert gate.load_bytes(content).from_file
+
+    newcomer = Account.create()
+    to, data = S.swap_owner_call(safe, owners[0].address, newcomer.address)
+    swap = safe.build_tx(to, 0, data)
+    execute_with_owners(safe, swap, clean_chain.owner_keys[1:3], clean_chain.deployer.key.hex())
+    assert owners[0].address not in safe.owners() and newcomer.address in safe.owners()
+
+    # The recorded approval relied on the removed owner: no longer valid on-chain.
+    with pytest.raises(G.PolicyNotApproved, match="GS026"):
+        gate.load_bytes(content)
+    with pytest.raises(G.PolicyNotApproved, match="GS026"):
+        gate.approve(content, [sigs[owners[0].address], sigs[owners[2].address]])
+    # Two current owners approve again: accepted.
+    gate.approve(content, [sigs[owners[2].address], G.sign_policy(content, newcomer, safe.chain_id, safe.address)])
+    assert gate.load_bytes(content).from_file
