@@ -308,9 +308,30 @@ def amounts_for_liquidity(
     _check_range(tick_lower, tick_upper)
     if not 0 <= liquidity <= _MAX_UINT128:
         raise ValueError(f"liquidity {liquidity} outside uint128")
+    return _amounts(
+        sqrt_price_x96,
+        tick,
+        tick_lower,
+        tick_upper,
+        get_sqrt_ratio_at_tick(tick_lower),
+        get_sqrt_ratio_at_tick(tick_upper),
+        liquidity,
+        round_up,
+    )
+
+
+def _amounts(
+    sqrt_price_x96: int,
+    tick: int,
+    tick_lower: int,
+    tick_upper: int,
+    sa: int,
+    sb: int,
+    liquidity: int,
+    round_up: bool,
+) -> tuple[int, int]:
+    """amounts_for_liquidity with validated inputs and the edges' sqrt ratios given."""
     if tick < tick_lower:
-        sa = get_sqrt_ratio_at_tick(tick_lower)
-        sb = get_sqrt_ratio_at_tick(tick_upper)
         n = (liquidity << 96) * (sb - sa)
         if round_up:
             q = -(-n // sb)
@@ -321,28 +342,21 @@ def amounts_for_liquidity(
             raise ValueError(
                 f"sqrt_price_x96 {sqrt_price_x96} outside [MIN_SQRT_RATIO, MAX_SQRT_RATIO]"
             )
-        sb = get_sqrt_ratio_at_tick(tick_upper)
-        sa = get_sqrt_ratio_at_tick(tick_lower)
-        # Inside the range the pool guarantees sa <= sqrt_price_x96 <= sb; the
-        # contracts take |B - A| either way, so we do too.
+        # Inside the range the pool keeps sa <= sqrt_price_x96 <= sb; the contracts
+        # take |B - A| either way, so we do too.
         d0 = sb - sqrt_price_x96
-        d1 = sqrt_price_x96 - sa
         if d0 < 0:
-            d0 = -d0
-            n0 = (liquidity << 96) * d0
+            n0 = (liquidity << 96) * -d0
             hi, lo = sqrt_price_x96, sb
         else:
             n0 = (liquidity << 96) * d0
             hi, lo = sb, sqrt_price_x96
-        if d1 < 0:
-            d1 = -d1
-        n1 = liquidity * d1
+        d1 = sqrt_price_x96 - sa
+        n1 = liquidity * (-d1 if d1 < 0 else d1)
         if round_up:
             q = -(-n0 // hi)
             return -(-q // lo), -(-n1 >> 96)
         return n0 // hi // lo, n1 >> 96
-    sa = get_sqrt_ratio_at_tick(tick_lower)
-    sb = get_sqrt_ratio_at_tick(tick_upper)
     n = liquidity * (sb - sa)
     if round_up:
         return 0, -(-n >> 96)
@@ -537,11 +551,12 @@ def position_metrics(position: Position) -> PositionMetrics:
     dec1 = pool.token1.decimals
     sa = get_sqrt_ratio_at_tick(lo)
     sb = get_sqrt_ratio_at_tick(up)
-    amount0, amount1 = amounts_for_liquidity(
-        pool.sqrt_price_x96, pool.tick, lo, up, position.liquidity, False
-    )
+    liquidity = position.liquidity
+    if not 0 <= liquidity <= _MAX_UINT128:
+        raise ValueError(f"liquidity {liquidity} outside uint128")
+    amount0, amount1 = _amounts(pool.sqrt_price_x96, pool.tick, lo, up, sa, sb, liquidity, False)
     fees0, fees1 = fees_owed(position)
-    xmax = amount0_delta(sa, sb, position.liquidity, False)
+    xmax = (liquidity << 96) * (sb - sa) // sb // sa  # amount0_delta(sa, sb, L, round down)
 
     p_raw = price_at_sqrt_ratio(pool.sqrt_price_x96)
     pa_raw = price_at_sqrt_ratio(sa)
@@ -550,7 +565,7 @@ def position_metrics(position: Position) -> PositionMetrics:
     scale1 = 10.0**dec1
     to_human = 10.0 ** (dec0 - dec1)  # raw price -> human price
     price = p_raw * to_human
-    liq = float(position.liquidity)
+    liq = float(liquidity)
 
     value = amount0 / scale0 * price + amount1 / scale1
     fees_value = fees0 / scale0 * price + fees1 / scale1
