@@ -56,7 +56,8 @@ _MASK128 = (1 << 128) - 1
 _MAX_UINT128 = _MASK128
 _MAX_UINT160 = (1 << 160) - 1
 
-# TickMath constants: 2**128 / sqrt(1.0001)**(2**i), as in the contract.
+# TickMath constants, as in the contract: 2**128 / sqrt(1.0001)**(2**i) (Q128.128);
+# _R0 is bit 0's, _Ci bit i's.
 _R0 = 0xFFFCB933BD6FAD37AA2D162D1A594001
 _ONE_X128 = 1 << 128
 _C1 = 0xFFF97272373D413259A46990580E213A
@@ -422,7 +423,12 @@ def fee_growth_inside(
     lower: TickFeeGrowth,
     upper: TickFeeGrowth,
 ) -> tuple[int, int]:
-    """Tick.getFeeGrowthInside: fee growth per unit of liquidity inside the range, mod 2**256."""
+    """Tick.getFeeGrowthInside: fee growth per unit of liquidity inside the range, mod 2**256.
+
+    below = lower.outside if tick >= tick_lower else global - lower.outside;
+    above = upper.outside if tick < tick_upper else global - upper.outside;
+    inside = global - below - above. ``tick`` is the pool's slot0.tick.
+    """
     if tick >= tick_lower:
         below0 = lower.fee_growth_outside0_x128
         below1 = lower.fee_growth_outside1_x128
