@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,7 +38,7 @@ def test_text_message_is_wrapped_like_safe_wallet(safe: S.SafeAdapter) -> None:
     assert safe.get_message_hash(reference) == req.safe_message_hash
 
 
-def test_one_signature_refused_two_accepted(safe: S.SafeAdapter, owners: list, store: AuditStore, policy_text: str) -> None:
+def test_one_signature_refused_two_accepted(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore, policy_text: str) -> None:
     content = policy_text.encode()
     gate = G.PolicyGate(safe, store)
     one = [G.sign_policy(content, owners[0], safe.chain_id, safe.address)]
@@ -53,7 +54,7 @@ def test_one_signature_refused_two_accepted(safe: S.SafeAdapter, owners: list, s
 
 
 def test_edited_policy_refused_last_approved_kept(
-    safe: S.SafeAdapter, owners: list, store: AuditStore, policy_text: str, tmp_path: Path
+    safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore, policy_text: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "policy.toml"
     path.write_text(policy_text)
@@ -71,7 +72,7 @@ def test_edited_policy_refused_last_approved_kept(
     assert store.events(event="refusal")[-1].subject_hash == "0x" + G.policy_hash_of_bytes(path.read_bytes()).hex()
 
 
-def test_signature_for_another_policy_refused(safe: S.SafeAdapter, owners: list, store: AuditStore, policy_text: str) -> None:
+def test_signature_for_another_policy_refused(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore, policy_text: str) -> None:
     content = policy_text.encode()
     other = policy_text.replace("governance test", "other").encode()
     sigs = [G.sign_policy(other, o, safe.chain_id, safe.address) for o in owners[:2]]
@@ -80,7 +81,7 @@ def test_signature_for_another_policy_refused(safe: S.SafeAdapter, owners: list,
 
 
 def test_after_swap_owner_removed_owners_signature_no_longer_counts(
-    clean_chain: DevChain, safe: S.SafeAdapter, owners: list, store: AuditStore, policy_text: str
+    clean_chain: DevChain, safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore, policy_text: str
 ) -> None:
     content = policy_text.encode()
     gate = G.PolicyGate(safe, store)

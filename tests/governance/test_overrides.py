@@ -1,0 +1,188 @@
+"""Overrides: EIP-712 typed messages, verified by the Safe against current owners/threshold.
+One test per refusal; each refusal is also in the audit table with its reason."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from adapters.evm import safe as S
+from bot import governance as G
+from bot.audit_store import AuditStore
+
+pytestmark = pytest.mark.xdist_group("governance")
+
+NOW = 1_800_000_000
+STRICT = G.GovernanceSettings(single_owner_may_tighten=False, override_max_ttl_hours=48)
+LENIENT = G.GovernanceSettings(single_owner_may_tighten=True, override_max_ttl_hours=48)
+
+
+def proposal(safe: S.SafeAdapter, kind: str = "disable_hedging", params: dict[str, Any] | None = None,
+             nonce: int = 0, expiry: int = NOW + 3600, chain_id: int | None = None, safe_addr: str | None = None) -> G.OverrideProposal:
+    return G.propose_override(
+        kind, params or {}, "test: manual intervention", chain_id or safe.chain_id,
+        safe_addr or safe.address, nonce, expiry,
+    )
+
+
+def signed(p: G.OverrideProposal, *accounts: LocalAccount) -> list[dict[str, Any]]:
+    # round-trip through JSON like files on disk
+    return [json.loads(json.dumps(G.sign_override(p, a))) for a in accounts]
+
+
+def refusal_reasons(store: AuditStore) -> list[str]:
+    return [e.reason for e in store.events(event="refusal")]
+
+
+def test_typed_data_hash_is_eth_account_eip712_and_safe_wraps_it(safe: S.SafeAdapter) -> None:
+    p = proposal(safe, "pause_layer", {"layer": "short"})
+    from eth_account.messages import encode_typed_data
+
+    msg = encode_typed_data(full_message=p.typed_data)
+    assert p.override_hash == S.eip191_hash(msg)
+    assert p.safe_message_hash == safe.get_message_hash(p.override_hash)  # the Safe agrees
+    assert p.message["params"] == '{"layer":"short"}'
+
+
+def test_two_owners_apply_once(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe, "pause_layer", {"layer": "structural"})
+    gate = G.OverrideGate(safe, store, STRICT)
+    applied = gate.apply([p.to_json(), *signed(p, owners[0], owners[1])], now=NOW)
+    assert applied.required == 2
+    assert sorted(applied.signers) == sorted([owners[0].address, owners[1].address])
+    active = store.active_overrides(safe.chain_id, safe.address, NOW)
+    assert [o.kind for o in active] == ["pause_layer"] and active[0].params == '{"layer":"structural"}'
+    assert store.active_overrides(safe.chain_id, safe.address, NOW + 3600) == []  # expired
+    events = [e.event for e in store.events(subject_hash=p.override_hash)]
+    assert events == ["signature", "signature", "verification", "application"]
+
+
+def test_refused_replayed(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe)
+    gate = G.OverrideGate(safe, store, STRICT)
+    docs = signed(p, owners[0], owners[1])
+    gate.apply(docs, now=NOW)
+    with pytest.raises(G.OverrideRefused, match="replayed"):
+        gate.apply(docs, now=NOW + 1)
+    # Same nonce, different content: also a replay of the nonce.
+    q = proposal(safe, "emergency_exit", nonce=0)
+    with pytest.raises(G.OverrideRefused, match="nonce 0 was already used"):
+        gate.apply(signed(q, owners[0], owners[1]), now=NOW)
+    assert len(store.active_overrides(safe.chain_id, safe.address, NOW)) == 1
+    assert sum("replayed" in r for r in refusal_reasons(store)) == 2
+
+
+def test_refused_expired(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe, expiry=NOW)
+    with pytest.raises(G.OverrideRefused, match="expired"):
+        G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[0], owners[1]), now=NOW)
+    assert "expired" in refusal_reasons(store)[-1]
+
+
+def test_refused_expiry_beyond_policy_ttl(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe, expiry=NOW + 49 * 3600)
+    with pytest.raises(G.OverrideRefused, match="further than 48"):
+        G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[0], owners[1]), now=NOW)
+
+
+def test_refused_wrong_chain(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe, chain_id=1)
+    with pytest.raises(G.OverrideRefused, match="wrong chain: override is for chain 1"):
+        G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[0], owners[1]), now=NOW)
+    assert "wrong chain" in refusal_reasons(store)[-1]
+
+
+def test_refused_wrong_safe(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    other = Account.create().address
+    p = proposal(safe, safe_addr=other)
+    with pytest.raises(G.OverrideRefused, match="wrong Safe"):
+        G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[0], owners[1]), now=NOW)
+    assert "wrong Safe" in refusal_reasons(store)[-1]
+
+
+def test_refused_non_owner(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    stranger = Account.create()
+    p = proposal(safe)
+    with pytest.raises(G.OverrideRefused, match=f"non-owner signer {stranger.address}"):
+        G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[0], stranger), now=NOW)
+    assert store.events(event="refusal")[-1].actor == stranger.address
+
+
+def test_refused_bot_key_is_not_an_owner(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore, gov_chain: Any) -> None:
+    bot = Account.from_key(gov_chain.bot_key)
+    assert bot.address not in safe.owners()
+    p = proposal(safe)
+    with pytest.raises(G.OverrideRefused, match="non-owner"):
+        G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[0], bot), now=NOW)
+
+
+def test_refused_under_threshold(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe, "change_cap", {"cap": "session_budget_fraction", "value": "0.5"})
+    with pytest.raises(G.OverrideRefused, match="under threshold: 1 of 2"):
+        G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[2]), now=NOW)
+    assert "under threshold" in refusal_reasons(store)[-1]
+
+
+def test_refused_duplicate_signer(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe)
+    docs = signed(p, owners[1], owners[1])
+    with pytest.raises(G.OverrideRefused, match=f"duplicate signer {owners[1].address}"):
+        G.OverrideGate(safe, store, STRICT).apply(docs, now=NOW)
+    # and the Safe itself agrees the doubled signature is invalid (GS026)
+    sig = bytes.fromhex(docs[0]["signature"][2:])
+    assert not safe.is_valid_signature(p.override_hash, sig + sig).valid
+
+
+def test_tightening_with_one_owner_only_if_policy_allows(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe, "emergency_exit", nonce=7)
+    with pytest.raises(G.OverrideRefused, match="under threshold: 1 of 2 .*tightening"):
+        G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[0]), now=NOW)
+    applied = G.OverrideGate(safe, store, LENIENT).apply(signed(p, owners[0]), now=NOW)
+    assert applied.required == 1 and applied.signers == [owners[0].address]
+    ver = store.events(event="verification")[-1]
+    assert "checkNSignatures" in ver.reason  # verified by the Safe on-chain, 1 current owner
+
+
+def test_tightening_single_signature_still_checked_on_chain(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    stranger = Account.create()
+    p = proposal(safe, "pause_new_risk", nonce=8)
+    with pytest.raises(G.OverrideRefused, match="non-owner"):
+        G.OverrideGate(safe, store, LENIENT).apply(signed(p, stranger), now=NOW)
+
+
+def test_loosening_always_needs_threshold(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    for kind, params in [("disable_hedging", {}), ("close_protection_early", {"layer": "short"}),
+                         ("pause_layer", {"layer": "intermediate"}), ("change_cap", {"cap": "x", "value": "1"})]:
+        p = proposal(safe, kind, params, nonce=20)
+        with pytest.raises(G.OverrideRefused, match="under threshold: 1 of 2 .*loosening"):
+            G.OverrideGate(safe, store, LENIENT).apply(signed(p, owners[0]), now=NOW)
+
+
+def test_forged_hash_in_file_refused(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe, "pause_layer", {"layer": "short"})
+    docs = signed(p, owners[0], owners[1])
+    for d in docs:  # someone edits the fields but keeps the hash and signatures
+        d["typed_data"]["message"]["params"] = '{"layer":"structural"}'
+    with pytest.raises(G.OverrideRefused, match="claims hash"):
+        G.OverrideGate(safe, store, STRICT).apply(docs, now=NOW)
+
+
+def test_signature_claimed_by_someone_else_refused(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe)
+    docs = signed(p, owners[0], owners[1])
+    docs[1]["signer"] = owners[2].address
+    with pytest.raises(G.OverrideRefused, match="was made by"):
+        G.OverrideGate(safe, store, STRICT).apply(docs, now=NOW)
+
+
+def test_bad_kind_and_params_refused(safe: S.SafeAdapter) -> None:
+    with pytest.raises(G.OverrideRefused, match="unknown override kind"):
+        proposal(safe, "withdraw_everything")
+    with pytest.raises(G.OverrideRefused, match="needs params: layer"):
+        proposal(safe, "pause_layer", {})
+    with pytest.raises(G.OverrideRefused, match="layer must be one of"):
+        proposal(safe, "pause_layer", {"layer": "weekly"})
