@@ -139,7 +139,7 @@ def test_refused_duplicate_signer(safe: S.SafeAdapter, owners: list[LocalAccount
 
 def test_tightening_with_one_owner_only_if_policy_allows(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
     p = proposal(safe, "emergency_exit", nonce=7)
-    with pytest.raises(G.OverrideRefused, match="under threshold: 1 of 2 .*tightening"):
+    with pytest.raises(G.OverrideRefused, match=r"under threshold: 1 of 2 .*tightening"):
         G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[0]), now=NOW)
     applied = G.OverrideGate(safe, store, LENIENT).apply(signed(p, owners[0]), now=NOW)
     assert applied.required == 1 and applied.signers == [owners[0].address]
@@ -158,7 +158,7 @@ def test_loosening_always_needs_threshold(safe: S.SafeAdapter, owners: list[Loca
     for kind, params in [("disable_hedging", {}), ("close_protection_early", {"layer": "short"}),
                          ("pause_layer", {"layer": "intermediate"}), ("change_cap", {"cap": "x", "value": "1"})]:
         p = proposal(safe, kind, params, nonce=20)
-        with pytest.raises(G.OverrideRefused, match="under threshold: 1 of 2 .*loosening"):
+        with pytest.raises(G.OverrideRefused, match=r"under threshold: 1 of 2 .*loosening"):
             G.OverrideGate(safe, store, LENIENT).apply(signed(p, owners[0]), now=NOW)
 
 
