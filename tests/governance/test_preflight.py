@@ -54,7 +54,7 @@ def test_delegatecall_to_arbitrary_contract_refused(gov_chain: DevChain, safe: S
     # Bybit: a delegatecall dressed up as a transfer.
     npm = gov_chain.addresses["position_manager"]
     tx = safe.build_tx(npm, 0, bytes.fromhex("a9059cbb") + b"\0" * 64, operation=1)
-    with pytest.raises(G.PreflightRefused, match="delegatecall to .* refused"):
+    with pytest.raises(G.PreflightRefused, match=r"delegatecall to .* refused"):
         G.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=gov_chain.addresses["multisend_call_only"], simulate=sim, store=store)
     assert store.events(event="refusal")[-1].subject_hash == "0x" + bytes(tx.safe_tx_hash).hex()
 
