@@ -205,7 +205,8 @@ class SafeAdapter:
         url = rpc_url or getattr(w3.provider, "endpoint_uri", None)
         if not url:
             raise SafeError("an HTTP RPC URL is needed for safe-eth-py")
-        self.client = EthereumClient(URI(str(url)))
+        self.rpc_url = str(url)
+        self.client = EthereumClient(URI(self.rpc_url))
         self.safe = Safe(self.address, self.client)  # type: ignore[abstract]
         self.contract = get_safe_V1_4_1_contract(w3, self.address)
         self.fallback = w3.eth.contract(address=self.address, abi=_FALLBACK_ABI)

@@ -1,9 +1,370 @@
-"""CLI commands: governance (placeholder until its issue lands)."""
+"""CLI: governance. `lphedge policy approve|verify`, `lphedge override propose|sign|apply|list`,
+`lphedge roles setup|deploy`.
+
+Keys come only from a key file or an environment variable named on the command line; they
+are never printed or logged. Hashes are always recomputed locally from the fields.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from bot.errors import UserError
+
+policy_app = typer.Typer(help="Approve the policy the bot runs (a Safe signature over its hash).", no_args_is_help=True)
+override_app = typer.Typer(help="Threshold-signed overrides (EIP-712 typed messages).", no_args_is_help=True)
+roles_app = typer.Typer(help="The bot's on-chain scope: a Zodiac Roles v2 modifier.", no_args_is_help=True)
+
+RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="RPC URL (default: LPHEDGE_RPC_URLS)")]
+SafeOpt = Annotated[str | None, typer.Option("--safe", help="Safe address (default: LPHEDGE_OWNER)")]
+DbOpt = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL (default: settings)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="file holding the signer's private key")]
+KeyEnvOpt = Annotated[str | None, typer.Option("--key-env", help="name of the env variable holding the key")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="write the JSON here too")]
+
+
+# ------------------------------------------------------------------------------ plumbing
+def _settings() -> Any:
+    from bot.settings import load_settings
+
+    return load_settings()
+
+
+def _w3(rpc_url: str | None) -> tuple[Web3, str]:
+    url = rpc_url or (_settings().rpc_url_list or [None])[0]
+    if not url:
+        raise UserError("no RPC: pass --rpc-url or set LPHEDGE_RPC_URLS")
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+    try:
+        w3.eth.chain_id  # noqa: B018 - reachability check
+    except Exception as exc:
+        raise UserError(f"RPC {url} unreachable: {type(exc).__name__}") from None
+    return w3, url
+
+
+def _safe(rpc_url: str | None, safe: str | None) -> Any:
+    from adapters.evm.safe import SafeAdapter, SafeError
+
+    w3, url = _w3(rpc_url)
+    address = safe or _settings().owner
+    if not address or not Web3.is_address(address):
+        raise UserError(f"Safe address missing or malformed: {address!r} (pass --safe)")
+    try:
+        return SafeAdapter(w3, address, url)
+    except SafeError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _store(db: str | None) -> Any:
+    from bot.audit_store import AuditStore
+
+    return AuditStore(db or _settings().sqlalchemy_url)
+
+
+def load_key(key_file: Path | None, key_env: str | None) -> LocalAccount:
+    """A signer from a key file or a named env variable; the key itself is never echoed."""
+    if (key_file is None) == (key_env is None):
+        raise UserError("give exactly one of --key-file or --key-env")
+    if key_file is not None:
+        try:
+            raw = key_file.read_text().strip()
+        except OSError as exc:
+            raise UserError(f"cannot read key file {key_file}: {exc.strerror}") from None
+        source = f"key file {key_file}"
+    else:
+        raw = os.environ.get(str(key_env), "").strip()
+        source = f"env variable {key_env}"
+        if not raw:
+            raise UserError(f"{source} is empty or unset")
+    try:
+        account: LocalAccount = Account.from_key(raw)
+    except Exception:
+        raise UserError(f"{source} does not hold a valid private key") from None
+    return account
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a JSON object")
+    return data
+
+
+def _emit(data: dict[str, Any], out: Path | None) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True)
+    if out is not None:
+        out.write_text(text + "\n")
+    print(text)
+
+
+# ---------------------------------------------------------------------------------- policy
+@policy_app.command("approve")
+def policy_approve(
+    file: Annotated[Path, typer.Argument(help="policy file (TOML)")],
+    key_file: KeyFileOpt = None,
+    key_env: KeyEnvOpt = None,
+    out: OutOpt = None,
+    rpc_url: RpcOpt = None,
+    safe: SafeOpt = None,
+) -> None:
+    """Without a key: print what the owners sign (for Safe{Wallet}). With one: sign it."""
+    from bot import governance as G
+
+    try:
+        content = file.read_bytes()
+        sa = _safe(rpc_url, safe)
+        if key_file is None and key_env is None:
+            req = G.approval_request(G.policy_hash_of_bytes(content), sa.chain_id, sa.address)
+            if sa.get_message_hash(req.data_hash) != req.safe_message_hash:
+                raise UserError("the Safe's getMessageHash disagrees with the local hash; refusing")
+            _emit({"chain_id": sa.chain_id, "safe": sa.address, **req.to_json()}, out)
+            return
+        doc = G.sign_policy(content, load_key(key_file, key_env), sa.chain_id, sa.address)
+    except OSError as exc:
+        raise UserError(f"cannot read {file}: {exc.strerror}") from None
+    except G.GovernanceError as exc:
+        raise UserError(str(exc)) from None
+    _emit(doc, out)
+
+
+@policy_app.command("verify")
+def policy_verify(
+    file: Annotated[Path, typer.Argument(help="policy file (TOML)")],
+    signatures: Annotated[list[Path] | None, typer.Argument(help="owners' signature files")] = None,
+    rpc_url: RpcOpt = None,
+    safe: SafeOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """With signature files: verify on-chain (EIP-1271) and record the approval.
+    Without: tell whether this file is the approved policy (exit 2 if not)."""
+    from bot import governance as G
+
+    sa, store = _safe(rpc_url, safe), _store(db)
+    gate = G.PolicyGate(sa, store)
+    try:
+        if signatures:
+            content = file.read_bytes()
+            approval = gate.approve(content, [_read_json(p) for p in signatures], source=str(file))
+            result = {"approved": True, "policy_hash": approval.policy_hash, "safe": sa.address, "chain_id": sa.chain_id}
+        else:
+            loaded = gate.load(file)
+            if not loaded.from_file:
+                raise UserError(loaded.warning)
+            result = {"approved": True, "policy_hash": "0x" + loaded.policy_hash.hex(), "safe": sa.address, "chain_id": sa.chain_id}
+    except OSError as exc:
+        raise UserError(f"cannot read {file}: {exc.strerror}") from None
+    except G.GovernanceError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(f"approved: policy {result['policy_hash']} by Safe {sa.address} (chain {sa.chain_id})")
+
+
+# -------------------------------------------------------------------------------- override
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--param {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        params[k.strip()] = v.strip()
+    return params
+
+
+@override_app.command("propose")
+def override_propose(
+    kind: Annotated[str, typer.Option("--kind", help="pause_layer, resume_layer, close_protection_early, change_cap, disable_hedging, emergency_exit, pause_new_risk, add_protection")],
+    reason: Annotated[str, typer.Option("--reason", help="why (signed, kept in the audit)")],
+    param: Annotated[list[str] | None, typer.Option("--param", help="key=value, repeatable")] = None,
+    ttl_hours: Annotated[float, typer.Option("--ttl-hours", help="expiry from now")] = 24.0,
+    nonce: Annotated[int | None, typer.Option("--nonce", help="default: next unused")] = None,
+    out: OutOpt = None,
+    rpc_url: RpcOpt = None,
+    safe: SafeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Print the override's hash and typed data (JSON) for the owners to sign."""
+    from bot import governance as G
+
+    if ttl_hours <= 0:
+        raise UserError("--ttl-hours must be > 0")
+    sa, store = _safe(rpc_url, safe), _store(db)
+    n = store.next_override_nonce(sa.chain_id, sa.address) if nonce is None else nonce
+    try:
+        prop = G.propose_override(kind, _parse_params(param or []), reason, sa.chain_id, sa.address, n,
+                                  int(time.time() + ttl_hours * 3600))
+    except G.GovernanceError as exc:
+        raise UserError(str(exc)) from None
+    if sa.get_message_hash(prop.override_hash) != prop.safe_message_hash:
+        raise UserError("the Safe's getMessageHash disagrees with the local hash; refusing")
+    G.OverrideGate(sa, store, G.GovernanceSettings()).record_proposal(prop)
+    _emit(prop.to_json(), out)
+
+
+@override_app.command("sign")
+def override_sign(
+    file: Annotated[Path, typer.Argument(help="the proposal JSON from `override propose`")],
+    key_file: KeyFileOpt = None,
+    key_env: KeyEnvOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """An owner signs locally (offline: no RPC needed). Hashes are recomputed from the fields."""
+    from bot import governance as G
+
+    doc = _read_json(file)
+    try:
+        prop = G.proposal_from_typed_data(doc.get("typed_data") or {})
+        claimed = doc.get("override_hash")
+        if claimed and claimed.lower() != "0x" + prop.override_hash.hex():
+            raise UserError(f"{file} claims hash {claimed} but its fields hash to 0x{prop.override_hash.hex()}")
+        signed = G.sign_override(prop, load_key(key_file, key_env))
+    except G.GovernanceError as exc:
+        raise UserError(str(exc)) from None
+    _emit(signed, out)
+    print(f"signed override 0x{prop.override_hash.hex()} as {signed['signer']}", file=sys.stderr)
+
+
+@override_app.command("apply")
+def override_apply(
+    files: Annotated[list[Path], typer.Argument(help="the proposal and/or signature files")],
+    policy: Annotated[Path | None, typer.Option("--policy", help="approved policy (its [governance] rules); default strict")] = None,
+    rpc_url: RpcOpt = None,
+    safe: SafeOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify against the Safe's current owners and threshold, apply once, record."""
+    from bot import governance as G
+
+    sa, store = _safe(rpc_url, safe), _store(db)
+    try:
+        settings = G.PolicyGate(sa, store).load(policy).settings if policy else G.GovernanceSettings()
+        applied = G.OverrideGate(sa, store, settings).apply([_read_json(f) for f in files], now=int(time.time()))
+    except G.GovernanceError as exc:
+        raise UserError(str(exc)) from None
+    r = applied.record
+    result = {"applied": True, "override_hash": r.override_hash, "kind": r.kind, "params": json.loads(r.params),
+              "nonce": r.nonce, "expiry": r.expiry, "signers": applied.signers, "required": applied.required}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(f"applied {r.kind} {r.params} (nonce {r.nonce}, {len(applied.signers)}/{applied.required} owner signatures, expires {r.expiry})")
+
+
+@override_app.command("list")
+def override_list(rpc_url: RpcOpt = None, safe: SafeOpt = None, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """Overrides in force now."""
+    sa, store = _safe(rpc_url, safe), _store(db)
+    rows = store.active_overrides(sa.chain_id, sa.address, int(time.time()))
+    data = [{"override_hash": r.override_hash, "kind": r.kind, "params": json.loads(r.params), "nonce": r.nonce,
+             "expiry": r.expiry, "signers": r.signers.split(",")} for r in rows]
+    if as_json:
+        print(json.dumps(data))
+    elif not data:
+        print("no override in force")
+    else:
+        for d in data:
+            print(f"{d['kind']} {d['params']} nonce {d['nonce']} expires {d['expiry']} by {', '.join(d['signers'])}")
+
+
+# ----------------------------------------------------------------------------------- roles
+@roles_app.command("setup")
+def roles_setup(
+    roles: Annotated[str, typer.Option("--roles", help="the Roles modifier (owner, avatar, target = the Safe)")],
+    bot: Annotated[str, typer.Option("--bot", help="the bot's address (not an owner)")],
+    position_manager: Annotated[str, typer.Option("--position-manager")],
+    swap_router: Annotated[str, typer.Option("--swap-router")],
+    multisend_call_only: Annotated[str, typer.Option("--multisend-call-only")],
+    token: Annotated[list[str], typer.Option("--token", help="ERC20 the bot may approve to NPM/router; repeatable")],
+    role: Annotated[str, typer.Option("--role", help="role name (bytes32)")] = "lphedge-bot",
+    fork_url: Annotated[str | None, typer.Option("--fork-url", help="anvil fork to simulate on (default: start one)")] = None,
+    out: OutOpt = None,
+    rpc_url: RpcOpt = None,
+    safe: SafeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Produce the SafeTx (enableModule + role scope, one MultiSendCallOnly batch) for the
+    owners to sign, after the pre-flight checks and a simulation on a fork."""
+    from adapters.anvil import Anvil
+    from adapters.evm import roles as R
+    from adapters.evm import safe as S
+    from bot import governance as G
+
+    sa, store = _safe(rpc_url, safe), _store(db)
+    for name, addr in (("--roles", roles), ("--bot", bot), ("--position-manager", position_manager),
+                       ("--swap-router", swap_router), ("--multisend-call-only", multisend_call_only), *[("--token", t) for t in token]):
+        if not Web3.is_address(addr):
+            raise UserError(f"{name} {addr!r} is not an address")
+    if Web3.to_checksum_address(bot) in sa.owners():
+        raise UserError(f"{bot} is an owner of the Safe; the bot's key must not be")
+    try:
+        scope = R.BotScope(position_manager, swap_router, tuple(token))
+        key = R.role_key(role)
+        calls = [S.enable_module_call(sa.address, roles), *R.scope_calls(sa.w3, roles, bot, key, scope)]
+        tx = S.multisend_call_only_tx(sa, multisend_call_only, calls)
+        fork = None
+        if fork_url is None:
+            fork = Anvil(fork_url=sa.rpc_url, chain_id=sa.chain_id, code_size_limit=True).start()
+        try:
+            report = G.preflight_safe_tx(
+                sa, tx, G.roles_setup_allowlist(sa.address, roles), multisend_call_only=multisend_call_only,
+                simulate=G.fork_simulator(fork_url or (fork.url if fork else ""), sa.address),
+                expected_module_changes=[roles], store=store,
+            )
+        finally:
+            if fork is not None:
+                fork.stop()
+    except (G.GovernanceError, R.RolesError, S.SafeError) as exc:
+        raise UserError(str(exc)) from None
+    store.record("proposal", "roles", report.safe_tx_hash, sa.chain_id, sa.address, detail=report.to_json())
+    _emit({
+        "safe": sa.address, "chain_id": sa.chain_id, "nonce": tx.safe_nonce,
+        "to": tx.to, "value": tx.value, "data": "0x" + bytes(tx.data).hex(), "operation": tx.operation,
+        "typed_data": S.safe_tx_typed_data(tx), **report.to_json(),
+    }, out)
+
+
+@roles_app.command("deploy")
+def roles_deploy(
+    key_file: KeyFileOpt = None,
+    key_env: KeyEnvOpt = None,
+    rpc_url: RpcOpt = None,
+    safe: SafeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy a Roles modifier owned by the Safe (local chains and forks; on mainnet use the
+    canonical mastercopy through the ModuleProxyFactory)."""
+    from adapters.evm import roles as R
+
+    sa = _safe(rpc_url, safe)
+    account = load_key(key_file, key_env)
+    try:
+        address = R.deploy_roles(sa.w3, account.key.hex(), sa.address, sa.address, sa.address)
+    except R.RolesError as exc:
+        raise UserError(str(exc)) from None
+    print(json.dumps({"roles": address}) if as_json else f"Roles modifier deployed at {address} (owner: Safe {sa.address})")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.add_typer(policy_app, name="policy")
+    app.add_typer(override_app, name="override")
+    app.add_typer(roles_app, name="roles")
