@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,6 +95,8 @@ class Anvil:
             "--port", str(self.port),
             "--chain-id", str(self.chain_id),
             "--silent",
+            # room for many queued transactions in one block (devchain.mint_many)
+            "--gas-limit", "1000000000000",
         ]
         if self.fork_url:
             args += ["--fork-url", self.fork_url]
@@ -118,6 +121,21 @@ class Anvil:
 
     def rpc(self, method: str, params: list[object] | None = None) -> object:
         return _rpc(self.url, method, params, timeout=30.0)
+
+    def rpc_batch(self, calls: list[tuple[str, list[object]]]) -> list[Any]:
+        """Several calls in one HTTP request; results in order, errors raised."""
+        body = json.dumps(
+            [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+        )
+        req = urllib.request.Request(
+            self.url, data=body.encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            out = sorted(json.loads(resp.read()), key=lambda r: r["id"])
+        for r in out:
+            if "error" in r:
+                raise AnvilError(f"{calls[r['id']][0]}: {r['error']}")
+        return [r.get("result") for r in out]
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -26,6 +26,7 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from adapters.anvil import ANVIL_KEYS, PROJECT_ROOT, Anvil
+from adapters.evm.multicall import MULTICALL3_ADDRESS
 from policies.types import Token
 
 NODE_MODULES = PROJECT_ROOT / "node_modules"
@@ -182,7 +183,11 @@ class DevChain:
         from safe_eth.safe import Safe
 
         a = self.addresses
-        a["multicall3"] = self.deploy("Multicall3")
+        # Multicall3 lives at the same address on most chains; put it there so the
+        # default works on the local chain and its forks as on mainnet.
+        deployed = self.deploy("Multicall3")
+        self.anvil.rpc("anvil_setCode", [MULTICALL3_ADDRESS, "0x" + bytes(self.w3.eth.get_code(Web3.to_checksum_address(deployed))).hex()])
+        a["multicall3"] = MULTICALL3_ADDRESS
         a["weth"] = self.deploy_token("WETH", 18).address
         a["factory"] = self.deploy("UniswapV3Factory")
         # tokenDescriptor is only used by tokenURI, which lphedge never calls.
@@ -278,6 +283,43 @@ class DevChain:
         events = npm.events.IncreaseLiquidity().process_receipt(receipt, errors=DISCARD)
         return int(events[0]["args"]["tokenId"])
 
+    def mint_many(
+        self, pool: str, ranges: list[tuple[int, int, int, int]], recipient: str | None = None
+    ) -> int:
+        """Mint many positions fast: one JSON-RPC batch of eth_sendTransaction per 200.
+
+        `ranges` holds (tick_lower, tick_upper, amount0, amount1). Returns how many
+        succeeded (a range whose amounts give zero liquidity reverts and is skipped).
+        """
+        t0, t1, fee = self.pool_tokens(pool)
+        npm = self.contract("NonfungiblePositionManager", self.addresses["position_manager"])
+        to = Web3.to_checksum_address(recipient or self.addresses["safe"])
+        sender = self.deployer.address
+        txs = []
+        nonce = self.w3.eth.get_transaction_count(sender)
+        for lo, hi, a0, a1 in ranges:
+            data = npm.encode_abi(
+                "mint", [(t0.address, t1.address, fee, lo, hi, a0, a1, 0, 0, to, 2**63)]
+            )
+            txs.append(
+                {"from": sender, "to": npm.address, "data": data, "gas": hex(1_000_000),
+                 "nonce": hex(nonce + len(txs))}
+            )
+        ok = 0
+        # Queue everything with automine off, then mine one block: fast and in nonce order.
+        self.anvil.rpc("evm_setAutomine", [False])
+        try:
+            hashes: list[str] = []
+            for i in range(0, len(txs), 200):
+                hashes += self.anvil.rpc_batch([("eth_sendTransaction", [tx]) for tx in txs[i : i + 200]])
+            self.anvil.rpc("evm_mine")
+        finally:
+            self.anvil.rpc("evm_setAutomine", [True])
+        for i in range(0, len(hashes), 200):
+            receipts = self.anvil.rpc_batch([("eth_getTransactionReceipt", [h]) for h in hashes[i : i + 200]])
+            ok += sum(1 for r in receipts if r and int(r["status"], 16) == 1)
+        return ok
+
     def swap(self, pool: str, token_in: Token, amount_in: int, sqrt_price_limit_x96: int = 0) -> None:
         t0, t1, fee = self.pool_tokens(pool)
         token_out = t1 if token_in.address == t0.address else t0
@@ -326,6 +368,8 @@ class DevChain:
                 self.position_ids.append(
                     self.mint(pool, base + lo * spacing, base + hi * spacing, big0 // 1000, big1 // 1000)
                 )
-        self.position_ids.append(
-            self.mint(self.pools["WETH/USDC/500"], -887270, 887270, 10**18, 3000 * 10**6)
-        )
+        # and one full-range position (1 WETH + 3,000 USDC)
+        pool = self.pools["WETH/USDC/500"]
+        t0, _, _ = self.pool_tokens(pool)
+        amounts = (10**18, 3000 * 10**6) if t0.symbol == "WETH" else (3000 * 10**6, 10**18)
+        self.position_ids.append(self.mint(pool, -887270, 887270, *amounts))

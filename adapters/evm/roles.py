@@ -288,7 +288,7 @@ def decode_roles_error(w3: Web3, exc: Exception) -> str:
                 status = int.from_bytes(raw[4:36], "big")
                 name = ROLES_STATUS[status] if status < len(ROLES_STATUS) else str(status)
                 return f"ConditionViolation({name})"
-            return item["name"]
+            return str(item["name"])
     return f"revert 0x{raw[:4].hex()}"
 
 

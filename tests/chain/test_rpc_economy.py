@@ -1,0 +1,105 @@
+"""RPC economy and resilience of the position reader, counted by a proxy in front of anvil.
+
+Reading N positions costs a fixed number of HTTP requests whatever N is (cold: 5,
+warm: 1); only the number of eth_calls inside a request grows, as ceil(calls / chunk).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from adapters.anvil import free_port
+from adapters.evm.rpc import RpcPool, RpcUnavailable
+from adapters.evm.uniswap_v3 import UniswapV3Reader
+from bot.devchain import DevChain
+from policies.lp_math import position_amounts
+from tests.support.rpc_proxy import CountingProxy
+
+SIZES = (1, 10, 100, 1000)
+CHUNK = 500
+
+
+def _owner(n: int) -> str:
+    return "0x" + f"{0xC0FFEE00 + n:040x}"
+
+
+@pytest.fixture(scope="module")
+def many(devchain: DevChain) -> DevChain:
+    """Owners holding 1, 10, 100 and 1,000 positions spread over the three seeded pools."""
+    pools = list(devchain.pools.values())[:3]
+    for n in SIZES:
+        for k, pool in enumerate(pools):
+            _, tick = devchain.slot0(pool)
+            t0, t1, fee = devchain.pool_tokens(pool)
+            spacing = {500: 10, 3000: 60, 10000: 200}[fee]
+            base = tick - tick % spacing
+            count = n // 3 + (1 if k < n % 3 else 0)
+            ranges = [
+                (base - spacing * (1 + i % 37), base + spacing * (1 + i % 41), 10 ** t0.decimals, 10 ** t1.decimals)
+                for i in range(count)
+            ]
+            if ranges:
+                assert devchain.mint_many(pool, ranges, recipient=_owner(n)) == count
+    return devchain
+
+
+async def test_requests_do_not_grow_with_positions(many: DevChain) -> None:
+    proxy = await CountingProxy(many.url).start()
+    rpc = RpcPool([proxy.url])
+    cold, warm, eth_calls = {}, {}, {}
+    try:
+        for n in SIZES:
+            reader = UniswapV3Reader(rpc, many.addresses["position_manager"], many.addresses["multicall3"], chunk_size=CHUNK)
+            proxy.reset()
+            positions = await reader.read(_owner(n))
+            assert len(positions) == n
+            cold[n] = proxy.http_requests
+            proxy.reset()
+            again = await reader.read(_owner(n))
+            warm[n] = proxy.http_requests
+            eth_calls[n] = proxy.calls["eth_call"]
+            assert [position_amounts(p) for p in again] == [position_amounts(p) for p in positions]
+    finally:
+        await rpc.close()
+        await proxy.stop()
+    assert set(cold.values()) == {5}, cold  # balanceOf, ids, positions, pools+tokens, state
+    assert set(warm.values()) == {1}, warm  # one JSON-RPC batch per tick
+    for n in SIZES:
+        pools = min(n, 3)
+        distinct_ticks_upper_bound = 2 * n
+        calls_upper = n + 4 * pools + distinct_ticks_upper_bound
+        assert eth_calls[n] <= math.ceil(calls_upper / CHUNK), (n, eth_calls[n])
+    assert eth_calls[1000] >= 3  # the batch really was split under the chunk size
+
+
+async def test_failover_to_the_next_endpoint(devchain: DevChain) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    broken = await CountingProxy(devchain.url, fail=True).start()
+    good = await CountingProxy(devchain.url).start()
+    rpc = RpcPool([dead, broken.url, good.url], timeout=2)
+    try:
+        reader = UniswapV3Reader(rpc, devchain.addresses["position_manager"], devchain.addresses["multicall3"])
+        positions = await reader.read(devchain.addresses["safe"])
+        assert {p.token_id for p in positions} >= set(devchain.position_ids)
+        assert broken.http_requests >= 1 and good.http_requests >= 1
+        # the healthy endpoint is now tried first: the next read never touches the others
+        before = broken.http_requests
+        await reader.read(devchain.addresses["safe"])
+        assert broken.http_requests == before
+    finally:
+        await rpc.close()
+        await broken.stop()
+        await good.stop()
+
+
+async def test_timeout_then_unavailable(devchain: DevChain) -> None:
+    slow = await CountingProxy(devchain.url, delay=5).start()
+    rpc = RpcPool([slow.url], timeout=0.3)
+    try:
+        with pytest.raises(RpcUnavailable, match="TimeoutError"):
+            await rpc.chain_id()
+    finally:
+        await rpc.close()
+        await slow.stop()
