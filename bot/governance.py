@@ -740,3 +740,30 @@ def roles_setup_allowlist(safe: str, roles: str) -> Allowlist:
         "assignRoles", "setDefaultRole", "scopeTarget", "allowFunction", "scopeFunction",
     ])
     return al
+
+
+def propose_safe_tx(
+    adapter: SafeAdapter,
+    service: Any,
+    tx: SafeTx,
+    proposer: LocalAccount,
+    allowlist: Allowlist,
+    *,
+    multisend_call_only: str | None,
+    simulate: Callable[[SafeTx], SimulationResult] | None,
+    expected_module_changes: Iterable[str] = (),
+    store: AuditStore | None = None,
+) -> PreflightReport:
+    """Pre-flight first, then post to the Transaction Service (adapters.safe_tx_service) as a
+    delegate; the owners confirm there. Nothing is proposed that failed a check."""
+    report = preflight_safe_tx(
+        adapter, tx, allowlist, multisend_call_only=multisend_call_only, simulate=simulate,
+        expected_module_changes=expected_module_changes, store=store,
+    )
+    posted = service.propose(tx, proposer)
+    if posted != report.safe_tx_hash:
+        raise PreflightRefused("the proposed hash differs from the pre-flighted one")
+    if store is not None:
+        store.record("proposal", "safe_tx", report.safe_tx_hash, adapter.chain_id, adapter.address,
+                     actor=proposer.address, detail=report.to_json())
+    return report

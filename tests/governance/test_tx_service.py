@@ -124,3 +124,28 @@ def test_service_refuses_proposal_with_wrong_hash(safe: S.SafeAdapter, owners: l
     assert resp.status_code == 422 and "does not match" in resp.text
     body["nonce"] = tx.safe_nonce
     assert requests.post(f"{service.url}/api/v2/safes/{safe.address}/multisig-transactions/", json=body, timeout=5).status_code == 201
+
+
+def test_bot_proposes_only_after_preflight(safe: S.SafeAdapter, client: SafeTxServiceClient, service: TxServiceServer,
+                                           gov_chain: DevChain, gov_fork: Any, owners: list[LocalAccount], tmp_path: Any) -> None:
+    from bot import governance as G
+    from bot.audit_store import AuditStore
+    from tests.governance.conftest import refresh_fork
+
+    store = AuditStore(f"sqlite:///{tmp_path / 'a.db'}")
+    bot = Account.from_key(gov_chain.bot_key)
+    client.add_delegate(bot.address, owners[1])
+    a = gov_chain.addresses
+    allow = G.bot_scope_allowlist(a["position_manager"], a["swap_router"], [t.address for t in gov_chain.tokens.values()])
+    refresh_fork(gov_fork, gov_chain.url)
+    sim = G.fork_simulator(gov_fork.url, safe.address)
+    rep = G.propose_safe_tx(safe, client, _tx(gov_chain, safe), bot, allow, multisend_call_only=None, simulate=sim, store=store)
+    assert client.get(rep.safe_tx_hash).proposer == bot.address
+    assert [e.event for e in store.events(subject_hash=rep.safe_tx_hash)] == ["verification", "proposal"]
+    # a transfer out is not on the allowlist: refused before anything reaches the service
+    erc = gov_chain.contract("ERC20", gov_chain.tokens["WETH"].address)
+    bad = safe.build_tx(erc.address, 0, bytes.fromhex(erc.functions.transfer(bot.address, 1)._encode_transaction_data()[2:]))
+    n = len(service.txs)
+    with pytest.raises(G.PreflightRefused, match="not on the allowlist"):
+        G.propose_safe_tx(safe, client, bad, bot, allow, multisend_call_only=None, simulate=sim, store=store)
+    assert len(service.txs) == n and store.events(event="refusal")
