@@ -295,7 +295,7 @@ class DevChain:
         npm = self.contract("NonfungiblePositionManager", self.addresses["position_manager"])
         to = Web3.to_checksum_address(recipient or self.addresses["safe"])
         sender = self.deployer.address
-        txs = []
+        txs: list[dict[str, Any]] = []
         nonce = self.w3.eth.get_transaction_count(sender)
         for lo, hi, a0, a1 in ranges:
             data = npm.encode_abi(
