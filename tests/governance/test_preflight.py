@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safe_eth.safe.multi_send import MultiSend, MultiSendOperation, MultiSendTx
@@ -73,8 +74,8 @@ def test_delegatecall_to_full_multisend_refused(gov_chain: DevChain, safe: S.Saf
 def test_nested_delegatecall_in_batch_refused(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any) -> None:
     a = gov_chain.addresses
     to, data = S.enable_module_call(a["safe"], roles_env.roles)
-    payload = MultiSend(safe.client, a["multisend_call_only"]).build_tx_data(
-        [MultiSendTx(MultiSendOperation.DELEGATE_CALL, to, 0, data)]
+    payload = MultiSend(safe.client, to_checksum_address(a["multisend_call_only"])).build_tx_data(
+        [MultiSendTx(MultiSendOperation.DELEGATE_CALL, to_checksum_address(to), 0, data)]
     )
     tx = safe.build_tx(a["multisend_call_only"], 0, bytes(payload), operation=1)
     with pytest.raises(G.PreflightRefused, match="nested delegatecall"):
