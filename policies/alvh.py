@@ -480,9 +480,10 @@ def decide(inputs: DecisionInputs) -> Decision:
     exiting = set(book.exits_pending)
     _depeg(run, covered, exiting)
 
+    # a position being exited keeps its protection until its liquidity is gone (the exit
+    # may fail; what it returns to the Safe is still exposed until sold)
     live: dict[str, list[Exposure]] = {
-        u: [e for e in exps if e.token_id not in exiting and e.liquidity > 0]
-        for u, exps in by_underlying.items()}
+        u: [e for e in exps if e.liquidity > 0] for u, exps in by_underlying.items()}
     underlyings = sorted(set(by_underlying) | {e.underlying for e in book.engaged})
     order = policy.layer_order()
 

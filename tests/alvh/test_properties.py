@@ -1,0 +1,384 @@
+"""Hypothesis properties of decide() over random states: random positions in both pool
+orientations, random chains with defects, random regimes, books, budgets and policies."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import ROUND_CEILING, Decimal
+from fractions import Fraction
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from policies.alvh import Decision, DecisionInputs, decide
+from policies.hedge import (
+    AdjustPerp,
+    CloseOption,
+    EngageLayer,
+    ExitLP,
+    HedgeBook,
+    Instrument,
+    LayerEngagement,
+    OpenOption,
+    OptionHolding,
+    OptionKind,
+    OptionQuote,
+    PerpHolding,
+    PerpQuote,
+    ReleaseLayer,
+    RollOption,
+    apply_intents,
+    intent_premium_cents,
+)
+from policies.policy_file import Policy, policy_from_dict
+from policies.risk import BudgetState
+from policies.types import Level, Regime, SignalReading
+from tests.alvh import factory as f
+
+SETTINGS = settings(max_examples=120, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+LEVELS = [Level.CALM, Level.ELEVATED, Level.STRESS, Level.CRISIS]
+SIGNALS = ["iv_percentile", "term_structure", "tvl_drop", "funding", "depeg", "rsi_macd"]
+LAYERS = ("short", "intermediate", "structural")
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> Policy:
+    def layer(min_days: float, max_days: float) -> dict[str, Any]:
+        trig: dict[str, Any] = {}
+        if draw(st.booleans()):
+            trig["min_level"] = draw(st.sampled_from(["elevated", "stress", "crisis"]))
+        sigs = draw(st.lists(st.sampled_from(SIGNALS), max_size=3, unique=True))
+        trig["signals"] = {s: draw(st.sampled_from(["elevated", "stress", "crisis"]))
+                           for s in sigs}
+        if not trig.get("min_level") and not trig["signals"]:
+            trig["min_level"] = "elevated"
+        a = draw(st.floats(0.0, 0.1))
+        return {
+            "min_days": min_days, "max_days": max_days, "trigger": trig,
+            "strike": {"put_offset": [a, a + draw(st.floats(0.0, 0.05))],
+                       "calls": draw(st.booleans()), "tolerance": draw(st.floats(0.0, 0.05))},
+            "size": {"fraction_of_x_max": draw(st.floats(0.05, 1.0)),
+                     "min_adjust_fraction": draw(st.floats(0.01, 0.3))},
+            "roll": {"days_before_expiry": draw(st.floats(0.0, max_days * 0.6)),
+                     "max_strike_change": draw(st.floats(0.0, 0.1))},
+            "premium": {"max_pct_of_spot": draw(st.floats(0.005, 0.2))},
+            "hysteresis": {"levels": draw(st.integers(0, 2)),
+                           "min_engaged_hours": draw(st.sampled_from([0.0, 24.0, 72.0]))},
+        }
+    return policy_from_dict(f.policy_dict(
+        venues={"options": draw(st.sampled_from([["deribit"], ["deribit", "derive"]]))},
+        liquidity={"max_spread": draw(st.floats(0.05, 0.5)),
+                   "min_open_interest": draw(st.floats(0, 300)),
+                   "max_quote_age_seconds": draw(st.sampled_from([60, 300, 3600]))},
+        layers={"short": layer(0, 7), "intermediate": layer(15, 45),
+                "structural": layer(60, 120)},
+        budget={"share_of_expected_fees": draw(st.floats(0.0, 1.0)),
+                "session_cap_share": draw(st.floats(0.0, 1.0))},
+        perp={"enabled": draw(st.booleans()), "hedge_ratio": draw(st.floats(0, 1)),
+              "rebalance_band": draw(st.floats(0.01, 0.5)),
+              "venues": ["hyperliquid", "binanceusdm"]},
+        depeg={"action": draw(st.sampled_from(["exit_lp", "alert_only"])),
+               "min_level": draw(st.sampled_from(["elevated", "stress", "crisis"]))},
+    ))
+
+
+def regimes_from(draw: st.DrawFn, level: Level | None = None) -> tuple[Regime, ...]:
+    lv = draw(st.sampled_from([None, *LEVELS])) if level is None else level
+    names = draw(st.lists(st.sampled_from(SIGNALS), max_size=6, unique=True))
+    sigs = tuple(SignalReading(n, draw(st.sampled_from([None, *LEVELS])), f"{n} reading")
+                 for n in sorted(names))
+    out = [Regime("ETH", lv, "random regime", sigs)]
+    for stable in ("USDC", "USDT"):
+        if draw(st.booleans()):
+            out.append(Regime(stable, Level.CALM, "peg", (SignalReading(
+                "depeg", draw(st.sampled_from([None, *LEVELS])), f"{stable} peg"),)))
+    return tuple(out)
+
+
+@st.composite
+def states(draw: st.DrawFn, level: Level | None = None,
+           empty_book: bool = False) -> DecisionInputs:
+    policy = draw(policies())
+    spot = draw(st.floats(800, 6000))
+    pools = {True: f.pool(spot, eth_is_token0=True), False: f.pool(spot)}
+    positions = []
+    for i in range(draw(st.integers(1, 6))):
+        lower = spot * draw(st.floats(0.5, 1.2))
+        upper = lower * (1 + draw(st.floats(0.03, 1.5)))
+        positions.append(f.position(100 + i, pools[draw(st.booleans())], lower, upper,
+                                    draw(st.floats(0.2, 400))))
+    rnd = draw(st.randoms(use_true_random=False))
+    now = f.NOW
+    quotes: list[OptionQuote] = []
+    spacing = draw(st.sampled_from([25, 50, 100, 250]))
+    strikes = [float(k) for k in range(int(spot * 0.4) // spacing * spacing + spacing,
+                                       int(spot * 1.8), spacing)]
+    days = draw(st.lists(st.floats(-3, 130), min_size=1, max_size=5, unique=True))
+    for venue in ("deribit", "derive", "okx"):
+        step = rnd.choice(["0.1", "1", "0.01"])
+        for d in days:
+            for k in strikes:
+                for kind in (OptionKind.PUT, OptionKind.CALL):
+                    if rnd.random() < 0.3:
+                        continue
+                    inst = f.instrument(venue, k, d, kind, step, now=now)
+                    if inst.expiry <= now:
+                        q = OptionQuote(inst, 1.0, 1.1, 0.7, 100.0, spot, now - 10)
+                    else:
+                        q = f.quote(inst, spot, iv=rnd.uniform(0.3, 1.5),
+                                    spread=rnd.choice([0.01, 0.05, 0.2, 0.8]),
+                                    oi=rnd.choice([None, 0.0, 20.0, 100.0, 5000.0]),
+                                    age=rnd.choice([-5, 10, 200, 5000]), now=now)
+                        if rnd.random() < 0.05:
+                            q = replace(q, bid=None)
+                        if rnd.random() < 0.05:
+                            q = replace(q, ask=None)
+                    quotes.append(q)
+    book = HedgeBook()
+    if not empty_book:
+        holdings: dict[tuple[str, str, str], OptionHolding] = {}
+        for _ in range(draw(st.integers(0, 6))):
+            if quotes and rnd.random() < 0.8:
+                inst = rnd.choice(quotes).instrument
+            else:
+                inst = f.instrument("deribit", rnd.choice(strikes), rnd.uniform(-5, 100),
+                                    now=now)
+            layer = rnd.choice([*LAYERS, "legacy"])
+            size = inst.size_step * rnd.randint(1, 300)
+            holdings[(*inst.key, layer)] = OptionHolding(inst, size, layer)
+        engaged = tuple(LayerEngagement("ETH", name, now - rnd.randint(0, 200) * 3600)
+                        for name in LAYERS if rnd.random() < 0.4)
+        perps = tuple(PerpHolding(v, "ETH", Decimal(rnd.randint(-50000, 2000)) / 1000)
+                      for v in ("hyperliquid", "binanceusdm") if rnd.random() < 0.4)
+        book = HedgeBook(tuple(holdings[k] for k in sorted(holdings)), perps, engaged,
+                         tuple(sorted(rnd.sample([100, 101, 102], rnd.randint(0, 1)))))
+    perp_quotes = tuple(PerpQuote(v, "ETH", spot, rnd.choice([None, -0.0003, 0.0001, 0.0005]),
+                                  now - rnd.choice([5, 100, 10_000]), Decimal("0.001"))
+                        for v in ("hyperliquid", "binanceusdm", "dydx"))
+    fees = draw(st.integers(0, 50_000_000))
+    total = int(Fraction(str(policy.budget.share_of_expected_fees)) * fees)
+    spent_total = draw(st.integers(0, max(total + 1000, 0)))
+    spent_session = draw(st.integers(0, max(total, 0)))
+    return DecisionInputs(now=now, policy=policy, positions=tuple(positions),
+                          regimes=regimes_from(draw, level), book=book,
+                          budget=BudgetState(fees, spent_total, spent_session),
+                          quotes=tuple(quotes), perp_quotes=perp_quotes)
+
+
+def limits(inp: DecisionInputs) -> tuple[int, int]:
+    """(total budget, session cap) in cents, computed independently with Fractions."""
+    b = inp.policy.budget
+    total = int(Fraction(str(b.share_of_expected_fees)) * inp.budget.expected_fee_income_cents)
+    cap = int(Fraction(str(b.session_cap_share)) * total)
+    return total, cap
+
+
+def quote_of(inp: DecisionInputs, inst: Instrument) -> OptionQuote:
+    return next(q for q in inp.quotes if q.instrument == inst)
+
+
+# ------------------------------------------------------------------ budgets
+
+
+@SETTINGS
+@given(states())
+def test_session_cap_and_budgets_are_never_exceeded(inp: DecisionInputs) -> None:
+    total, cap = limits(inp)
+    spent_total = inp.budget.spent_total_cents
+    for session in range(3):  # three sessions (days), two decisions each
+        spent_session = 0 if session else inp.budget.spent_session_cents
+        for _ in range(2):
+            now = f.NOW + session * f.DAY
+            cur = replace(inp, now=now, budget=BudgetState(
+                inp.budget.expected_fee_income_cents, spent_total, spent_session),
+                quotes=tuple(replace(q, as_of=now - 10) for q in inp.quotes))
+            d = decide(cur)
+            premium = sum(intent_premium_cents(i) for i in d.intents)
+            assert premium == d.spent_cents
+            assert premium <= max(0, cap - spent_session)
+            assert premium <= max(0, total - spent_total)
+            for i in d.intents:
+                if isinstance(i, OpenOption | RollOption):
+                    inst = i.instrument if isinstance(i, OpenOption) else i.open_instrument
+                    size = i.size if isinstance(i, OpenOption) else i.open_size
+                    # the budgeted premium covers the fill at the ask, to the cent, rounded up
+                    exact = size * Decimal(repr(i.limit_price)) * 100
+                    assert i.premium_cents >= exact
+                    lot = (Decimal(repr(i.limit_price)) * inst.size_step * 100).to_integral_value(
+                        ROUND_CEILING)
+                    assert i.premium_cents == int(lot) * int(size / inst.size_step)
+            spent_total += premium
+            spent_session += premium
+            inp = replace(inp, book=apply_intents(inp.book, d.intents))
+            if session:
+                assert spent_session <= cap
+    assert spent_total - inp.budget.spent_total_cents <= max(0, total - inp.budget.spent_total_cents)
+
+
+# ------------------------------------------------------------------ never sells, never adds loss
+
+
+@SETTINGS
+@given(states())
+def test_never_sells_options_nor_adds_loss_below_the_range(inp: DecisionInputs) -> None:
+    d = decide(inp)
+    held = {(*h.instrument.key, h.layer): h.size for h in inp.book.options}
+    lowers = [e.lower for e in d.exposures]
+    uppers = [e.upper for e in d.exposures]
+    for i in d.intents:
+        if isinstance(i, OpenOption):
+            assert i.size > 0 and i.premium_cents > 0
+            if i.instrument.kind is OptionKind.PUT:  # a put at or below some range's lower edge
+                assert i.instrument.strike <= max(lowers) * (1 + 1e-9)
+            else:  # a call at or above some range's upper edge: pays nothing below the range
+                assert i.instrument.strike >= min(uppers) * (1 - 1e-9)
+        elif isinstance(i, RollOption):
+            assert 0 < i.close_size <= held[(*i.close_instrument.key, i.layer)]
+            assert i.open_size >= i.close_size
+            assert i.open_instrument.kind is i.close_instrument.kind
+            assert i.open_instrument.expiry > i.close_instrument.expiry
+        elif isinstance(i, CloseOption):  # only settling what expired, all of it
+            assert i.instrument.expiry <= inp.now
+            assert i.size == held[(*i.instrument.key, i.layer)]
+        elif isinstance(i, AdjustPerp):
+            assert i.target_total <= 0  # never net long
+            if i.delta > 0:  # only buys back an existing short on that venue
+                venue = sum((p.size for p in inp.book.perps
+                             if p.venue == i.venue and p.underlying == i.underlying), Decimal(0))
+                assert venue + i.delta <= 0
+    assert all(h.size > 0 for h in d.book_after.options)
+    # what is opened pays more, never less, the further the price falls below every range
+    if lowers:
+        spot = d.exposures[0].spot
+        grid = [min(lowers) * x / 10 for x in range(10, -1, -1)]
+        payoffs = []
+        for p in grid:
+            pay = 0.0
+            for i in d.intents:
+                if isinstance(i, OpenOption):
+                    k = i.instrument.strike
+                    pay += float(i.size) * (max(k - p, 0) if i.instrument.kind is OptionKind.PUT
+                                            else max(p - k, 0))
+                elif isinstance(i, AdjustPerp) and i.delta < 0:
+                    pay += float(-i.delta) * (spot - p)
+            payoffs.append(pay)
+        assert all(b >= a - 1e-6 for a, b in zip(payoffs, payoffs[1:], strict=False))
+
+
+# ------------------------------------------------------------------ idempotent
+
+
+@SETTINGS
+@given(states())
+def test_idempotent_apply_then_decide_again_gives_nothing(inp: DecisionInputs) -> None:
+    d = decide(inp)
+    again = replace(inp, book=apply_intents(inp.book, d.intents), budget=BudgetState(
+        inp.budget.expected_fee_income_cents, inp.budget.spent_total_cents + d.spent_cents,
+        inp.budget.spent_session_cents + d.spent_cents))
+    d2 = decide(again)
+    assert d2.intents == (), [i.reason for i in d2.intents]
+    assert d2.book_after == again.book
+    assert decide(inp) == d  # deterministic
+
+
+# ------------------------------------------------------------------ monotone
+
+
+def _desired(d: Decision) -> dict[tuple[str, str, str], float]:
+    return {(t.underlying, t.layer, t.kind.value): t.desired for t in d.targets}
+
+
+@SETTINGS
+@given(states(level=Level.CALM), st.data())
+def test_higher_regime_never_lowers_target_protection(inp: DecisionInputs,
+                                                      data: st.DataObject) -> None:
+    eth = inp.regimes[0]
+    lo_level = data.draw(st.sampled_from(LEVELS))
+    hi_level = data.draw(st.sampled_from([lv for lv in LEVELS if lv >= lo_level]))
+    lo_sigs, hi_sigs = [], []
+    for s in eth.signals:
+        a = data.draw(st.sampled_from(LEVELS))
+        b = data.draw(st.sampled_from([lv for lv in LEVELS if lv >= a]))
+        lo_sigs.append(replace(s, level=a))
+        hi_sigs.append(replace(s, level=b))
+    low = replace(inp, regimes=(Regime("ETH", lo_level, "low", tuple(lo_sigs)),))
+    high = replace(inp, regimes=(Regime("ETH", hi_level, "high", tuple(hi_sigs)),))
+    d_lo, d_hi = decide(low), decide(high)
+    lo_t, hi_t = _desired(d_lo), _desired(d_hi)
+    assert lo_t.keys() == hi_t.keys()
+    for key, value in lo_t.items():
+        assert hi_t[key] >= value - 1e-9, key
+    engaged = lambda d: {(t.underlying, t.layer) for t in d.targets if t.state == "engaged"}  # noqa: E731
+    assert engaged(d_lo) <= engaged(d_hi)
+    # and with the budget not binding, what is actually bought is monotone too
+    if not d_lo.clips and not d_hi.clips:
+        after = lambda d: {(t.underlying, t.layer, t.kind.value): t.after  # noqa: E731
+                           for t in d.targets}
+        a_lo, a_hi = after(d_lo), after(d_hi)
+        for key, value in a_lo.items():
+            if key[1] in {k[1] for k in engaged(d_lo)}:
+                assert a_hi[key] >= value - 1e-9
+
+
+@SETTINGS
+@given(states(level=Level.CALM, empty_book=True))
+def test_calm_regime_with_empty_book_buys_nothing(inp: DecisionInputs) -> None:
+    calm = tuple(replace(r, signals=tuple(replace(s, level=Level.CALM) for s in r.signals))
+                 for r in inp.regimes)
+    d = decide(replace(inp, regimes=calm))
+    assert d.spent_cents == 0
+    assert not [i for i in d.intents if isinstance(i, OpenOption | RollOption | EngageLayer
+                                                   | ExitLP | ReleaseLayer | CloseOption)]
+    assert all(t.desired == 0 for t in d.targets)
+
+
+# ------------------------------------------------------------------ rolls and instrument choice
+
+
+def _check_eligible(inp: DecisionInputs, d: Decision, inst: Instrument, layer_name: str) -> None:
+    policy = inp.policy
+    layer = policy.layers[layer_name]
+    q = quote_of(inp, inst)
+    dte_s = inst.expiry - inp.now
+    assert inst.expiry > inp.now, "expired instrument chosen"
+    assert dte_s >= max(layer.min_days, layer.roll.days_before_expiry) * f.DAY
+    assert dte_s <= layer.max_days * f.DAY
+    assert inst.venue in policy.venues.options
+    assert 0 <= inp.now - q.as_of <= policy.liquidity.max_quote_age_seconds
+    assert q.bid is not None and q.ask is not None and 0 <= q.bid <= q.ask
+    assert (q.ask - q.bid) / ((q.ask + q.bid) / 2) <= policy.liquidity.max_spread + 1e-12
+    assert q.open_interest is not None and q.open_interest >= policy.liquidity.min_open_interest
+    assert q.ask <= layer.premium.max_pct_of_spot * max(e.spot for e in d.exposures) + 1e-9
+
+
+@SETTINGS
+@given(states())
+def test_rolls_follow_the_rule_and_only_liquid_live_instruments_are_chosen(
+        inp: DecisionInputs) -> None:
+    d = decide(inp)
+    policy = inp.policy
+    rolled = {}
+    for i in d.intents:
+        if isinstance(i, OpenOption):
+            _check_eligible(inp, d, i.instrument, i.layer)
+        elif isinstance(i, RollOption):
+            _check_eligible(inp, d, i.open_instrument, i.layer)
+            rule = policy.layers[i.layer].roll.days_before_expiry
+            left = i.close_instrument.expiry - inp.now
+            assert 0 < left < rule * f.DAY  # before expiry, inside the roll window only
+            rolled[(*i.close_instrument.key, i.layer)] = i
+    engaged = {t.layer for t in d.targets if t.state == "engaged"}
+    for h in inp.book.options:
+        layer = policy.layers.get(h.layer)
+        if layer is None or h.instrument.expiry <= inp.now:
+            continue
+        due = h.instrument.expiry - inp.now < layer.roll.days_before_expiry * f.DAY
+        key = (*h.instrument.key, h.layer)
+        if not due:
+            assert key not in rolled
+        elif h.layer in engaged:  # rolled, or a note says why not (no instrument / budget)
+            assert key in rolled or any(h.instrument.symbol in n for n in d.notes)
+        else:
+            assert key not in rolled
