@@ -2,8 +2,7 @@
 so a drop over 48 hours is known intraday, and the last levels of each signal
 (hysteresis state survives a restart).
 
-SQLite by default. ``make_engine`` falls back to sqlmodel.create_engine until the
-shared bot/store.py offers one.
+SQLite by default; the engine comes from the shared bot/store.py.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import UniqueConstraint
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, select
 
 from policies.types import Level
 
@@ -37,11 +36,10 @@ class SignalState(SQLModel, table=True):
 
 
 def make_engine(url: str) -> Engine:
-    try:
-        from bot.store import make_engine as shared  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        shared = None
-    engine: Engine = shared(url) if shared is not None else create_engine(url)
+    """The shared engine (bot/store.py) with the market tables created too."""
+    from bot.store import make_engine as shared_engine
+
+    engine = shared_engine(url)
     SQLModel.metadata.create_all(engine, tables=[TvlSample.__table__, SignalState.__table__])  # type: ignore[attr-defined]
     return engine
 

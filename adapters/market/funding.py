@@ -93,7 +93,9 @@ class FundingFeed:
 
     async def _markets(self) -> None:
         if not self.exchange.markets:
-            await self.exchange.load_markets()
+            await self.exchange.load_markets(reload=True)
+        if not self.exchange.markets:
+            raise SourceError(f"malformed response: no markets in {self.venue}'s answer")
         if self.symbol not in self.exchange.markets:
             raise SourceError(f"{self.venue} has no market {self.symbol}")
 
@@ -103,6 +105,8 @@ class FundingFeed:
         async def fetch() -> Reading:
             await self._markets()
             fr = await self.exchange.fetch_funding_rate(self.symbol)
+            if not fr or not fr.get("info") or not isinstance(fr["info"], dict | list):
+                raise SourceError("malformed response: empty or unparsable funding answer")
             rate = finite(fr.get("fundingRate"), "fundingRate")
             if abs(rate) > MAX_ABS_RATE:
                 raise SourceError(f"absurd funding rate {rate:g} per interval")

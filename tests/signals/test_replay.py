@@ -9,6 +9,7 @@ have no recorded history here and are not part of the replay.
 from __future__ import annotations
 
 import bisect
+import itertools
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,7 @@ def test_calm_stretches_stay_calm(replay, stretch):
 def test_hysteresis_limits_flapping(replay):
     """Level changes over 579 days: few, and never calm->x->calm on consecutive days."""
     seq = [replay[d][0] for d in sorted(replay)]
-    changes = sum(1 for a, b in zip(seq, seq[1:], strict=False) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(seq) if a != b)
     assert changes < 150
     flaps = [i for i in range(1, len(seq) - 1)
              if seq[i - 1] == seq[i + 1] == Level.CALM and seq[i] != Level.CALM]

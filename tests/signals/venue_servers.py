@@ -48,7 +48,7 @@ class VenueServer:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, shutdown_timeout=0.2)
         await site.start()
         server = site._server
         assert server is not None
@@ -72,7 +72,6 @@ class VenueServer:
         handler = self.routes.get((request.method, key)) or self.routes.get(("*", key))
         if handler is None:
             return web.json_response({"error": f"no route {request.method} {key}"}, status=404)
-        request["body"] = body
         payload = await handler(request)
         if isinstance(payload, web.StreamResponse):
             return payload
@@ -340,7 +339,7 @@ def hyperliquid(now_ms: int, tape: FundingTape, current_rate: float) -> VenueSer
         return {"universe": universe}
 
     async def funding_history(request: web.Request) -> Any:
-        body = json.loads(request["body"])
+        body = json.loads(await request.text())
         assert body["coin"] == "ETH"
         start = body.get("startTime")
         end = body.get("endTime")

@@ -1,0 +1,356 @@
+"""Market adapters against loopback servers speaking each venue's wire format; ccxt's own
+request building and parsing run for real (urls['api'] rewritten to loopback)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+import time
+
+import pytest
+
+from adapters.market.base import Reading
+from adapters.market.defillama import DefiLlama
+from adapters.market.funding import FundingFeed
+from adapters.market.stables import CexBook
+from adapters.market.volatility import DeribitVol, realised_vol, realised_vol_reading
+from policies import signals as S
+from policies.types import Level
+from tests.signals import venue_servers as V
+
+VENUES = ["binanceusdm", "bybit", "okx", "hyperliquid", "deribit"]
+INTERVAL = {"binanceusdm": 8, "bybit": 8, "okx": 8, "hyperliquid": 1, "deribit": 1}
+H = 3_600_000
+D = 86_400_000
+CURRENT = 0.000125
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def make_tape(venue: str, now_ms: int, days: int = 40, spike: float | None = None
+              ) -> V.FundingTape:
+    ih = INTERVAL[venue]
+    start = (now_ms - days * D) // (ih * H) * (ih * H)
+    n = (now_ms - start) // (ih * H) + 1
+    scale = 1 / 8 if venue == "hyperliquid" else 1.0  # hourly venue: an hourly-sized rate
+    rates = [(0.0001 if i % 2 else 0.00005) * scale for i in range(n)]
+    if spike is not None:
+        rates[-1] = spike
+    return V.FundingTape(start, ih, rates)
+
+
+async def start_venue(venue: str, now_ms: int, tape: V.FundingTape | None = None,
+                      current: float = CURRENT) -> V.VenueServer:
+    return await getattr(V, venue)(now_ms, tape or make_tape(venue, now_ms), current).start()
+
+
+@pytest.mark.parametrize("venue", VENUES)
+async def test_current_funding_parsed_by_ccxt(venue):
+    now = wall_ms()
+    srv = await start_venue(venue, now)
+    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=3)
+    try:
+        r = await feed.current()
+    finally:
+        await feed.close()
+        await srv.stop()
+    assert r.value == CURRENT, r.reason
+    hours = 1.0 if venue == "hyperliquid" else 8.0
+    assert r.extra["interval_hours"] == hours
+    assert r.extra["annualised"] == pytest.approx(CURRENT * 8760 / hours)
+    assert abs(r.as_of - now / 1000) <= 5
+    if venue == "binanceusdm":  # the venue's own timestamp is used when given
+        assert r.as_of == now // 1000
+    paths = {h[1] for h in srv.hits}
+    expected = {"binanceusdm": "/fapi/v1/premiumIndex", "bybit": "/v5/market/tickers",
+                "okx": "/api/v5/public/funding-rate", "hyperliquid": "/info#metaAndAssetCtxs",
+                "deribit": "/api/v2/public/get_funding_rate_value"}[venue]
+    assert expected in paths
+
+
+@pytest.mark.parametrize("venue", VENUES)
+async def test_funding_history_exact(venue):
+    now = wall_ms()
+    tape = make_tape(venue, now)
+    srv = await start_venue(venue, now, tape)
+    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=3)
+    since = now // 1000 - 3 * 86400
+    try:
+        points = await feed.history(since, limit=24, until_s=now // 1000)
+    finally:
+        await feed.close()
+        await srv.stop()
+    expected = [(t // 1000, r) for t, r in tape.rows() if t >= since * 1000]
+    assert [(p.ts, p.rate) for p in points] == expected
+    # interval: from the venue's settlement spacing; Deribit reports the 8h rate hourly
+    assert {p.interval_hours for p in points} == {8.0 if venue != "hyperliquid" else 1.0}
+
+
+@pytest.mark.parametrize("venue", ["binanceusdm", "hyperliquid"])
+async def test_funding_history_to_signal(venue):
+    """A spike in the venue's history reaches the policy as a funding crisis."""
+    now = wall_ms()
+    tape = make_tape(venue, now, spike=0.004 if venue == "binanceusdm" else 0.0008)
+    srv = await start_venue(venue, now, tape)
+    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=3)
+    try:
+        points = await feed.history(now // 1000 - 35 * 86400, limit=500, until_s=now // 1000)
+    finally:
+        await feed.close()
+        await srv.stop()
+    calm = S.funding({venue: points[:-1]}, points[-2].ts)
+    assert calm.level is Level.CALM
+    r = S.funding({venue: points}, now // 1000)
+    assert r.level is Level.CRISIS, r.reason
+
+
+FAULTS = {
+    "429": "rate limited",
+    "maintenance": ("maintenance", "unavailable"),
+    "malformed": "malformed response",
+    "timeout": "timeout after 0.5s",
+    "missing": "missing field: fundingRate",
+    "malformed-funding-only": ("malformed response", "venue error"),
+}
+FUNDING_PATH = {"binanceusdm": "premiumIndex", "bybit": "tickers", "okx": "funding-rate",
+                "hyperliquid": "metaAndAssetCtxs", "deribit": "get_funding_rate_value"}
+
+
+@pytest.mark.parametrize("venue", VENUES)
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_funding_error_shapes_give_unknown_with_reason(venue, fault):
+    now = wall_ms()
+    srv = await start_venue(venue, now)
+    srv.fault = fault.split("-")[0]
+    if fault == "malformed-funding-only":
+        srv.fault_paths = (FUNDING_PATH[venue],)
+    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=0.5)
+    try:
+        r = await feed.current()
+    finally:
+        await feed.close()
+        await srv.stop()
+    assert r.value is None
+    want = FAULTS[fault]
+    assert any(w in r.reason for w in ((want,) if isinstance(want, str) else want)), r.reason
+    assert "\n" not in r.reason and len(r.reason) < 250
+
+
+async def test_stale_funding_is_unknown():
+    now = wall_ms()
+    srv = await start_venue("binanceusdm", now - 2 * H)  # the venue's clock says 2h ago
+    feed = FundingFeed.create("binanceusdm", api_url=srv.url, timeout_s=3)
+    try:
+        r = await feed.current()
+    finally:
+        await feed.close()
+        await srv.stop()
+    assert r.value is None and r.reason.startswith("stale:") and "bound 3600s" in r.reason
+    assert r.extra["last_value"] == CURRENT
+
+
+async def test_venue_down_is_unknown():
+    srv = await start_venue("okx", wall_ms())
+    url = srv.url
+    await srv.stop()  # nothing listens any more
+    feed = FundingFeed.create("okx", api_url=url, timeout_s=2)
+    try:
+        r = await feed.current()
+    finally:
+        await feed.close()
+    assert r.value is None and ("unreachable" in r.reason or "unavailable" in r.reason)
+
+
+async def test_unknown_market_is_unknown():
+    srv = await start_venue("bybit", wall_ms())
+    feed = FundingFeed.create("bybit", symbol="DOGE/USDT:USDT", api_url=srv.url, timeout_s=2)
+    try:
+        r = await feed.current()
+    finally:
+        await feed.close()
+        await srv.stop()
+    assert r.value is None and r.reason == "bybit has no market DOGE/USDT:USDT"
+
+
+async def test_throttle_spaces_requests():
+    """asyncio-throttle: 6 reads at 3 per 0.5 s take at least one extra period."""
+    now = wall_ms()
+    srv = await start_venue("binanceusdm", now)
+    feed = FundingFeed.create("binanceusdm", api_url=srv.url, timeout_s=3, rate_limit=3)
+    feed.guard.throttler.period = 0.5
+    await feed.current()  # load markets first
+    t0 = time.monotonic()
+    try:
+        import asyncio
+        results = await asyncio.gather(*[feed.current() for _ in range(6)])
+    finally:
+        await feed.close()
+        await srv.stop()
+    assert all(r.value == CURRENT for r in results)
+    assert time.monotonic() - t0 >= 0.45
+
+
+# ----------------------------------------------------------------------------- deribit vol
+def option_book(now_ms: int) -> list[V.OptionQuote]:
+    e1 = (now_ms // D + 7) * D + 8 * H
+    e2 = (now_ms // D + 35) * D + 8 * H
+    out = []
+    for expiry, atm in ((e1, 90.0), (e2, 70.0)):
+        for k in (2800.0, 3000.0, 3200.0):
+            smile = atm + abs(k - 3000.0) / 100.0
+            out.append(V.OptionQuote(expiry, k, "C", smile + 0.5))
+            out.append(V.OptionQuote(expiry, k, "P", smile - 0.5))
+    return out
+
+
+async def test_term_structure_atm_iv_and_signal():
+    now = wall_ms()
+    srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT, underlying=3050.0,
+                          options=option_book(now)).start()
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    try:
+        ts = await vol.term_structure()
+    finally:
+        await vol.close()
+        await srv.stop()
+    assert len(ts.points) == 2
+    # at 3050: between strikes 3000 (atm) and 3200 (atm+2): atm + 2 * 50/200
+    assert ts.points[0].atm_iv == pytest.approx((90.0 + 0.5) / 100)
+    assert ts.points[1].atm_iv == pytest.approx((70.0 + 0.5) / 100)
+    assert ts.points[0].strikes == 3 and ts.points[0].underlying == 3050.0
+    r = S.term_structure(ts.pairs(), ts.as_of, now // 1000)
+    assert r.level is Level.CRISIS  # 0.905 / 0.705 - 1 = 0.284 >= crisis 0.25
+    assert r.evidence["score"] == pytest.approx(0.905 / 0.705 - 1)
+
+
+async def test_term_structure_missing_mark_iv_raises_clearly():
+    now = wall_ms()
+    srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT,
+                          options=option_book(now)).start()
+    srv.fault = "missing"
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    try:
+        with pytest.raises(Exception, match="mark_iv"):
+            await vol.term_structure()
+    finally:
+        await vol.close()
+        await srv.stop()
+
+
+async def test_dvol_history_pages_with_continuation_and_percentile():
+    now = wall_ms()
+    today = now // D * D
+    dvol = [(today - i * D, 50.0 + (i % 17)) for i in range(200)][::-1]
+    dvol[-1] = (today, 80.0)  # today: above every value of the window
+    srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT, dvol=dvol).start()
+    srv.data["page"] = 30
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    try:
+        hist = await vol.dvol_history(now // 1000, days=95)
+        latest = await vol.latest_dvol(now // 1000)
+    finally:
+        await vol.close()
+        await srv.stop()
+    expected = [(t // 1000, v) for t, v in dvol if t >= now - 95 * D]
+    assert hist == expected
+    pages = [h for h in srv.hits if h[1].endswith("get_volatility_index_data")]
+    assert len(pages) >= 4  # 95 days in pages of 30, followed by continuation
+    assert latest.value == 80.0 and latest.as_of == today // 1000
+    r = S.iv_percentile(hist, now // 1000)
+    assert r.evidence["percentile"] == 100.0 and r.level is Level.CRISIS
+
+
+async def test_dvol_errors_are_unknown():
+    now = wall_ms()
+    srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT,
+                          dvol=[(now // D * D, 60.0)]).start()
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=0.5)
+    try:
+        for fault, want in (("429", "rate limited"), ("maintenance", "maintenance"),
+                            ("malformed", "malformed"), ("timeout", "timeout")):
+            srv.fault = fault
+            r = await vol.latest_dvol(now // 1000)
+            assert r.value is None and want in r.reason, (fault, r.reason)
+    finally:
+        await vol.close()
+        await srv.stop()
+
+
+async def test_realised_vol_from_ohlcv():
+    now = wall_ms()
+    today = now // D * D
+    closes = [3000.0 * math.exp(0.03 * ((-1) ** i) + 0.001 * i) for i in range(40)]
+    candles = [(today - (39 - i) * D, c) for i, c in enumerate(closes)]
+    srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT,
+                          candles=candles).start()
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    try:
+        r = await realised_vol_reading(vol, "ETH/USD:ETH", now // 1000, days=30)
+    finally:
+        await vol.close()
+        await srv.stop()
+    used = [c for t, c in candles if t >= now - 31 * D]  # the reading asks since now - 31d
+    rets = [math.log(b / a) for a, b in itertools.pairwise(used)]
+    assert r.value == pytest.approx(statistics.stdev(rets) * math.sqrt(365), rel=1e-12)
+    assert r.extra["closes"] == len(used)
+    with pytest.raises(ValueError):
+        realised_vol([1.0, math.nan, 2.0], 365)
+
+
+# ----------------------------------------------------------------------------- CEX books
+async def test_cex_stable_book_mid_and_nan():
+    srv = await V.binance_spot(wall_ms(), {"USDCUSDT": (0.9987, 0.9989)}).start()
+    book = CexBook.create("binance", "USDC/USDT", api_url=srv.url, timeout_s=3)
+    try:
+        r = await book.read()
+        assert r.value == pytest.approx(0.9988) and r.extra == {"bid": 0.9987, "ask": 0.9989}
+        q = S.depeg("USDC", [S.PegQuote(r.source, r.value, r.as_of, r.max_age_s)],
+                    int(time.time()))
+        assert q.evidence["bps"] == pytest.approx(-12.0) and q.level is Level.CALM
+        srv.fault = "nan"
+        r = await book.read()
+        assert r.value is None and "best bid" in r.reason
+        srv.fault = "429"
+        r = await book.read()
+        assert r.value is None and "rate limited" in r.reason
+    finally:
+        await book.close()
+        await srv.stop()
+
+
+# ----------------------------------------------------------------------------- DefiLlama
+async def test_defillama_protocol_tvl_and_errors():
+    day = 86400
+    today = int(time.time()) // day * day
+    series = [(today - (9 - i) * day, 4.0e9 - i * 1.0e8) for i in range(10)]
+    srv = await V.defillama({"uniswap": series}).start()
+    llama = DefiLlama(base_url=srv.url, timeout_s=0.5)
+    try:
+        assert await llama.protocol_tvl("uniswap") == series
+        r = await llama.latest("uniswap", today + 3600)
+        assert r.value == series[-1][1] and r.as_of == today
+        for fault, want in (("429", "rate limited"), ("maintenance", "unavailable"),
+                            ("malformed", "malformed"), ("timeout", "timeout"),
+                            ("nan", "not finite")):
+            srv.fault = fault
+            r = await llama.latest("uniswap", today + 3600)
+            assert r.value is None and want in r.reason, (fault, r.reason)
+        srv.fault = None
+        r = await llama.latest("unknown-slug", today)
+        assert r.value is None and "HTTP 400" in r.reason
+        r = await llama.latest("uniswap", today + 3 * day)
+        assert r.value is None and r.reason.startswith("stale")
+    finally:
+        await srv.stop()
+
+
+def test_reading_checks():
+    r = Reading("x", 1.0, 1000, "s", 60)
+    assert r.checked(1060).value == 1.0
+    assert r.checked(1061).value is None
+    assert "future" in r.checked(100).reason
+    assert "not finite" in Reading("x", math.inf, 1000, "s", 60).checked(1000).reason
+    assert "no timestamp" in Reading("x", 1.0, None, "s", 60).checked(1000).reason
