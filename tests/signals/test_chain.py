@@ -1,0 +1,187 @@
+"""Chain sources on anvil: a Chainlink AggregatorV3 feed compiled from contracts/ with npm
+solc, a real Uniswap v3 stable/stable pool (factory + NPM + SwapRouter from npm
+artifacts), staleness by moving anvil's clock (evm_increaseTime + evm_mine), pool TVL
+kept in the store."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from adapters.anvil import PROJECT_ROOT
+from adapters.market.base import Reading
+from adapters.market.stables import ChainlinkFeed, UniswapStablePool, pool_price, to_peg_quote
+from adapters.market.tvl import PoolTvl
+from bot import market_store
+from policies import signals as S
+from policies.types import Level
+from tests.signals.solc import compile_contract
+
+FEED_SOL = PROJECT_ROOT / "contracts" / "TestAggregatorV3.sol"
+HEARTBEAT = 86400
+
+
+def chain_now(chain) -> int:
+    return int(chain.w3.eth.get_block("latest")["timestamp"])
+
+
+def advance(chain, seconds: int) -> None:
+    chain.anvil.rpc("evm_increaseTime", [seconds])
+    chain.anvil.rpc("evm_mine")
+
+
+def aw3(chain) -> AsyncWeb3:
+    return AsyncWeb3(AsyncHTTPProvider(chain.url))
+
+
+@pytest.fixture(scope="module")
+def feed_artifact():
+    return compile_contract(Path(FEED_SOL), "TestAggregatorV3")
+
+
+def deploy_feed(chain, artifact, answer: int, decimals: int = 8, label: str = "USDC / USD"):
+    abi, bytecode = artifact
+    factory = chain.w3.eth.contract(abi=abi, bytecode=bytecode)
+    receipt = chain.transact(factory.constructor(decimals, label, answer))
+    return chain.w3.eth.contract(address=receipt["contractAddress"], abi=abi)
+
+
+async def test_feed_read_depeg_and_staleness(sigchain, feed_artifact):
+    feed_c = deploy_feed(sigchain, feed_artifact, 100_000_000)
+    feed = ChainlinkFeed(aw3(sigchain), feed_c.address, "USDC/USD", heartbeat_s=HEARTBEAT)
+    r = await feed.read()
+    assert r.value == 1.0 and r.extra["round_id"] == 1 and r.extra["decimals"] == 8
+    assert r.as_of == chain_now(sigchain)
+
+    sigchain.transact(feed_c.functions.updateAnswer(99_400_000))
+    r = await feed.read()
+    onchain = feed_c.functions.latestRoundData().call()
+    assert r.value == float(Fraction(onchain[1], 10**8)) == 0.994
+    assert r.as_of == onchain[3] and r.extra["round_id"] == onchain[0] == 2
+    dep = S.depeg("USDC", [to_peg_quote(r)], chain_now(sigchain))
+    assert dep.level is Level.ELEVATED and dep.evidence["bps"] == pytest.approx(-60.0)
+
+    # anvil's clock moves: at exactly the heartbeat still fresh, one second later stale
+    updated = r.as_of
+    advance(sigchain, HEARTBEAT - (chain_now(sigchain) - updated))
+    assert chain_now(sigchain) - updated == HEARTBEAT
+    assert (await feed.read()).value == 0.994
+    advance(sigchain, 1)
+    stale = await feed.read()
+    assert stale.value is None
+    assert stale.reason == f"stale: {HEARTBEAT + 1}s old, bound {HEARTBEAT}s"
+    assert stale.extra["last_value"] == 0.994
+    dep = S.depeg("USDC", [to_peg_quote(stale)], chain_now(sigchain))
+    assert dep.level is None and "no fresh valid price source" in dep.reason
+
+    sigchain.transact(feed_c.functions.updateAnswer(100_010_000))  # a new round: fresh again
+    assert (await feed.read()).value == 1.0001
+
+
+@pytest.mark.parametrize("answer,why", [(0, "non-positive answer 0"),
+                                        (-5, "non-positive answer -5")])
+async def test_feed_bad_answers(sigchain, feed_artifact, answer, why):
+    feed_c = deploy_feed(sigchain, feed_artifact, answer)
+    r = await ChainlinkFeed(aw3(sigchain), feed_c.address, "USDT/USD").read()
+    assert r.value is None and why in r.reason
+
+
+async def test_feed_stopped_updating_and_not_a_feed(sigchain, feed_artifact):
+    feed_c = deploy_feed(sigchain, feed_artifact, 100_000_000)
+    past = chain_now(sigchain) - 2 * HEARTBEAT
+    sigchain.transact(feed_c.functions.updateRoundData(99_000_000, past))
+    r = await ChainlinkFeed(aw3(sigchain), feed_c.address, "DAI/USD").read()
+    assert r.value is None and r.reason.startswith("stale: ")
+    # an address without code: the call fails, the reading says so
+    r = await ChainlinkFeed(aw3(sigchain), "0x" + "11" * 20, "X/USD").read()
+    assert r.value is None and r.reason
+    # the node is down
+    r = await ChainlinkFeed(AsyncWeb3(AsyncHTTPProvider("http://127.0.0.1:9")),
+                            feed_c.address, "DAI/USD").read()
+    assert r.value is None and "unreachable" in r.reason
+
+
+@pytest.fixture(scope="module")
+def stable_pool(sigchain):
+    a = sigchain.deploy_token("sUSDC", 6)
+    b = sigchain.deploy_token("sUSDT", 6)
+    pool = sigchain.create_pool(a, b, 500, 1)
+    t0, t1, _ = sigchain.pool_tokens(pool)
+    me = sigchain.deployer.address
+    sigchain.mint(pool, -200, 200, 2_000_000 * 10**6, 2_000_000 * 10**6, recipient=me)
+    sigchain.mint(pool, -1000, 1000, 1_000_000 * 10**6, 1_000_000 * 10**6, recipient=me)
+    return pool, a, b, t0, t1
+
+
+async def test_uniswap_stable_pool_price_and_depeg(sigchain, stable_pool):
+    pool, a, _b, t0, _t1 = stable_pool
+    src = UniswapStablePool(aw3(sigchain), pool, "sUSDC/sUSDT/500",
+                            asset_is_token0=(t0.address == a.address))
+    r = await src.read()
+    assert r.value == 1.0 and r.extra["tick"] == 0
+    # push sUSDC off peg: sell 1.5M sUSDC into the pool through the real SwapRouter
+    sigchain.swap(pool, a, 1_500_000 * 10**6)
+    r = await src.read()
+    sqrt_p, tick = sigchain.slot0(pool)
+    exact = pool_price(sqrt_p, 6, 6)
+    if t0.address != a.address:
+        exact = 1 / exact
+    assert r.value == float(exact) and r.extra["sqrt_price_x96"] == sqrt_p
+    assert r.as_of == chain_now(sigchain)
+    bps = (r.value - 1) * 1e4
+    assert bps < -50, bps  # off peg by more than the elevated threshold
+    dep = S.depeg("sUSDC", [to_peg_quote(r)], chain_now(sigchain))
+    want = S.classify(abs(bps), S.DepegConfig().thresholds, None)
+    assert dep.level is want and dep.level >= Level.ELEVATED
+    # tick agrees with the price: 1.0001^tick within one tick
+    assert 1.0001 ** (tick if t0.address == a.address else -tick) == pytest.approx(
+        r.value, rel=1.1e-4)
+    # the pool reading ages by the chain's clock
+    advance(sigchain, 121)
+    assert (await src.read()).value is not None  # a new read at the new block is fresh
+    stale = r.checked(chain_now(sigchain))
+    assert stale.value is None and stale.reason.startswith("stale: ")
+
+
+async def test_pool_tvl_exact_and_48h_drop_in_store(sigchain, stable_pool):
+    pool, _a, _b, t0, t1 = stable_pool
+    engine = market_store.make_engine("sqlite://")
+    tvl = PoolTvl(aw3(sigchain), pool, "sUSDC/sUSDT/500")
+    now = chain_now(sigchain)
+    p0 = Reading("p0", 0.999, now, "test", 3600)
+    p1 = Reading("p1", 1.0, now, "test", 3600)
+    r = await tvl.read(p0, p1)
+    erc = sigchain.contract("ERC20", t0.address), sigchain.contract("ERC20", t1.address)
+    b0 = erc[0].functions.balanceOf(pool).call()
+    b1 = erc[1].functions.balanceOf(pool).call()
+    assert (r.extra["balance0"], r.extra["balance1"]) == (b0, b1)
+    assert r.value == float(Fraction(b0, 10**6) * Fraction(0.999) + Fraction(b1, 10**6))
+    # unknown price -> unknown TVL
+    u = await tvl.read(p0.unknown("feed down"), p1)
+    assert u.value is None and "token0 price unknown" in u.reason and "feed down" in u.reason
+
+    # hourly samples over 30 h of chain time, then half the liquidity leaves
+    key = "tvl:sUSDC/sUSDT/500"
+    for _ in range(30):
+        r = await tvl.read(p0, p1)
+        market_store.record_tvl(engine, key, r.as_of, r.value, r.source)
+        advance(sigchain, 3600)
+    before = r.value
+    npm = sigchain.contract("NonfungiblePositionManager", sigchain.addresses["position_manager"])
+    token_id = npm.functions.tokenOfOwnerByIndex(sigchain.deployer.address, 0).call()
+    liq = npm.functions.positions(token_id).call()[7]
+    me = sigchain.deployer.address
+    sigchain.transact(npm.functions.decreaseLiquidity((token_id, liq, 0, 0, 2**63)))
+    sigchain.transact(npm.functions.collect((token_id, me, 2**128 - 1, 2**128 - 1)))
+    r = await tvl.read(p0, p1)
+    market_store.record_tvl(engine, key, r.as_of, r.value, r.source)
+    series = market_store.tvl_series(engine, key, r.as_of - 48 * 3600)
+    assert len(series) == 31 and series[-1] == (r.as_of, r.value)
+    drop = S.tvl_drop(series, r.as_of)
+    assert drop.evidence["drop"] == pytest.approx((before - r.value) / before)
+    assert drop.level is Level.CRISIS, drop.reason  # the wide position held > 30%
+    # the same sample twice is stored once
+    assert market_store.record_tvl(engine, key, r.as_of, r.value, r.source) is False
