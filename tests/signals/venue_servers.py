@@ -521,8 +521,21 @@ def binance_spot(now_ms: int, books: dict[str, tuple[float, float]]) -> VenueSer
             bids = [["NaN", "1"]]
         return {"lastUpdateId": 1027024, "bids": bids, "asks": asks}
 
+    async def klines(request: web.Request) -> Any:
+        # [open time, open, high, low, close, volume, close time, quote volume, trades,
+        #  taker buy base, taker buy quote, ignore]; oldest first; startTime inclusive
+        step = {"1h": HOUR_MS, "1d": 24 * HOUR_MS}[_q(request, "interval") or "1h"]
+        start = _int(_q(request, "startTime")) or 0
+        end = _int(_q(request, "endTime"))
+        limit = min(_int(_q(request, "limit")) or 500, 1000)
+        rows = [k for k in s.data.get("klines", []) if k[0] >= start
+                and (end is None or k[0] <= end)][:limit]
+        return [[t, f"{o:.2f}", f"{h:.2f}", f"{lo:.2f}", f"{c:.2f}", "1234.5", t + step - 1,
+                 "3703500.0", 1000, "600.0", "1800000.0", "0"] for t, o, h, lo, c in rows]
+
     s.routes[("GET", "/api/v3/exchangeInfo")] = exchange_info
     s.routes[("GET", "/api/v3/depth")] = depth
+    s.routes[("GET", "/api/v3/klines")] = klines
     return s
 
 
