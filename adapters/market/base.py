@@ -96,6 +96,9 @@ def describe_error(exc: BaseException, timeout_s: float) -> str:
         return f"rate limited (429): {_short(exc)}"
     if isinstance(exc, ccxt.OnMaintenance):
         return f"venue in maintenance: {_short(exc)}"
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientConnectorError | ConnectionError):
+        return f"venue unreachable: {_short(exc)} ({type(cause).__name__})"
     if isinstance(exc, ccxt.BadResponse | ccxt.NullResponse | json.JSONDecodeError):
         return f"malformed response: {_short(exc)}"
     if isinstance(exc, ccxt.ExchangeNotAvailable):

@@ -1,0 +1,258 @@
+"""`lphedge signals --json` and `lphedge history download` as a user runs them (the real
+entry point in a subprocess), against loopback venues and the anvil chain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.anvil import PROJECT_ROOT
+from adapters.market.history import (
+    FUNDING_HEADER,
+    OHLC_HEADER,
+    load_funding,
+    load_ohlc,
+    write_funding,
+    write_ohlc,
+)
+from tests.signals import venue_servers as V
+from tests.signals.test_replay import HISTORY
+from tests.signals.test_venues import CURRENT, D, H, make_tape, option_book
+
+LPHEDGE = str(Path(sys.executable).parent / "lphedge")
+
+
+async def run(*args: str, timeout: float = 120) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        LPHEDGE, *args, cwd=PROJECT_ROOT, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def invoke_error(*args: str) -> str:
+    """Run the CLI in-process; return the UserError message it raised (exit 2 via main)."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from bot.errors import UserError
+
+    result = CliRunner().invoke(app, list(args))
+    assert isinstance(result.exception, UserError), (result.exception, result.output)
+    return str(result.exception)
+
+
+async def start_all(now_ms: int) -> dict[str, V.VenueServer]:
+    today = now_ms // D * D
+    servers = {}
+    for venue in ("binanceusdm", "bybit", "okx", "hyperliquid"):
+        spike = 0.004 if venue == "binanceusdm" else None
+        servers[venue] = await getattr(V, venue)(now_ms, make_tape(venue, now_ms, spike=spike),
+                                                 CURRENT).start()
+    dvol = [(today - i * D, 50.0 + (i % 17)) for i in range(120)][::-1]
+    candles = [(today - i * D, 3000.0 + 20 * (i % 5)) for i in range(210)][::-1]
+    servers["deribit"] = await V.deribit(
+        now_ms, make_tape("deribit", now_ms), CURRENT, underlying=3050.0,
+        options=option_book(now_ms), dvol=dvol, candles=candles).start()
+    servers["binance"] = await V.binance_spot(now_ms, {"USDCUSDT": (0.9987, 0.9989)}).start()
+    day = 86400
+    tvl = [(today // 1000 - (9 - i) * day, 5.0e9) for i in range(10)]
+    tvl[-1] = (today // 1000, 4.5e9)  # -10% in a day
+    servers["defillama"] = await V.defillama({"uniswap-v3": tvl}).start()
+    return servers
+
+
+def write_config(tmp_path: Path, servers: dict[str, V.VenueServer], extra: str = "") -> Path:
+    urls = "\n".join(f'{k} = "{s.url}"' for k, s in servers.items() if k != "defillama")
+    cfg = tmp_path / "signals.toml"
+    cfg.write_text(f"""
+underlyings = ["ETH"]
+timeout_s = 2.0
+defillama_url = "{servers['defillama'].url}"
+defillama_slugs = ["uniswap-v3"]
+database_url = "sqlite:///{tmp_path / 'state.db'}"
+books = [{{asset = "USDC", venue = "binance", symbol = "USDC/USDT"}}]
+{extra}
+[api_urls]
+{urls}
+""")
+    return cfg
+
+
+async def test_signals_json_end_to_end(tmp_path, sigchain):
+    from tests.signals.solc import compile_contract
+    from tests.signals.test_chain import FEED_SOL, deploy_feed
+    from tests.signals.test_chain import feed_artifact as _fa  # noqa: F401
+
+    feed = deploy_feed(sigchain, compile_contract(FEED_SOL, "TestAggregatorV3"), 99_300_000)
+    now_ms = int(time.time() * 1000)
+    servers = await start_all(now_ms)
+    extra = (f'rpc_url = "{sigchain.url}"\n'
+             f'feeds = [{{asset = "USDC", label = "USDC/USD", address = "{feed.address}", '
+             f'heartbeat = 86400}}]')
+    cfg = write_config(tmp_path, servers, extra)
+    try:
+        code, out, err = await run("signals", "--json", "--config", str(cfg))
+    finally:
+        for s in servers.values():
+            await s.stop()
+    assert code == 0, err
+    doc = json.loads(out)
+    (eth,) = doc["regimes"]
+    sig = {s["name"]: s for s in eth["signals"]}
+    assert set(sig) == {"funding", "iv_percentile", "term_structure", "rsi_macd", "depeg",
+                        "tvl_drop"}
+    assert sig["funding"]["level"] == "crisis"  # the Binance spike
+    assert sig["funding"]["evidence"]["venues"]["binanceusdm"]["latest_rate"] == 0.004
+    assert sig["term_structure"]["level"] == "crisis"
+    assert sig["term_structure"]["evidence"]["front_iv"] == pytest.approx(0.905)
+    assert sig["depeg"]["level"] == "elevated"  # Chainlink 0.993: -70 bps
+    assert sig["depeg"]["evidence"]["worst_source"] == "chainlink:USDC/USD"
+    assert sig["depeg"]["evidence"]["sources"]["binance:USDC/USDT"]["bps"] == pytest.approx(-12)
+    assert sig["tvl_drop"]["level"] == "elevated"  # -10% over 48h
+    assert sig["iv_percentile"]["level"] in ("calm", "elevated", "stress", "crisis")
+    assert eth["level"] == "crisis"
+    assert eth["reason"].split(":")[0] in ("funding crisis", "term_structure crisis")
+    # hysteresis state was stored and is read back on the next run
+    from bot import market_store
+    levels = market_store.load_levels(market_store.make_engine(f"sqlite:///{tmp_path}/state.db"))
+    assert levels["ETH:funding"].name == "CRISIS" and levels["USDC:depeg"].name == "ELEVATED"
+
+
+async def test_signals_all_sources_down_is_unknown_not_a_crash(tmp_path):
+    now_ms = int(time.time() * 1000)
+    servers = await start_all(now_ms)
+    for s in servers.values():
+        await s.stop()  # every venue is down
+    cfg = write_config(tmp_path, servers)
+    code, out, err = await run("signals", "--json", "--config", str(cfg), "--no-state")
+    assert code == 0, err
+    doc = json.loads(out)
+    (eth,) = doc["regimes"]
+    assert eth["level"] == "unknown" and "no primary signal known" in eth["reason"]
+    assert all(s["level"] == "unknown" and s["reason"] for s in eth["signals"])
+    assert {s["status"] for s in doc["sources"]} == {"unknown"}
+    assert all(("unreachable" in s["reason"] or "unavailable" in s["reason"])
+               for s in doc["sources"]), doc["sources"]
+    # the human view says the same
+    code, out, err = await run("signals", "--config", str(cfg), "--no-state")
+    assert code == 0 and "unknown" in out
+
+
+@pytest.mark.parametrize("content,msg", [
+    ("foo = 1", "unknown key(s) foo"),
+    ("timeout_s = -1", "timeout_s must be > 0"),
+    ('funding_venues = ["nope"]', "unknown venue 'nope'"),
+    ('feeds = [{asset = "USDC", label = "x", address = "0x1"}]', "feeds/pools need rpc_url"),
+    ('books = [{asset = "USDC"}]', "books[0] misses venue, symbol"),
+    ("this is not toml", "signals config"),
+])
+def test_signals_bad_config_refused(tmp_path, content, msg):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(content)
+    err = invoke_error("signals", "--json", "--config", str(cfg), "--no-state")
+    assert msg in err and "\n" not in err, err
+
+
+async def test_bad_config_is_one_line_on_stderr(tmp_path):
+    """Through the real entry point: `error: <msg>`, exit 2, nothing on stdout."""
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("foo = 1")
+    code, out, err = await run("signals", "--json", "--config", str(cfg), "--no-state")
+    assert code == 2 and out == ""
+    assert err == f"error: signals config {cfg}: unknown key(s) foo\n"
+
+
+def test_signals_missing_config_file(tmp_path):
+    err = invoke_error("signals", "--config", str(tmp_path / "nope.toml"))
+    assert err == f"signals config {tmp_path / 'nope.toml'} does not exist"
+
+
+# ----------------------------------------------------------------------------- history
+async def test_history_download_funding_ohlcv_dvol_load_like_recorded(tmp_path):
+    now_ms = int(time.time() * 1000)
+    today = now_ms // D * D
+    tape = make_tape("binanceusdm", now_ms, days=20)
+    fund = await V.binanceusdm(now_ms, tape, CURRENT).start()
+    spot = await V.binance_spot(now_ms, {"ETHUSDT": (3000.0, 3000.1)}).start()
+    spot.data["klines"] = [(today - (2000 - i) * H, 3000.0 + i % 7, 3010.0 + i % 7,
+                            2990.0 + i % 7, 3001.0 + i % 7) for i in range(2000)]
+    dvol = [(today - i * D, 60.0 + (i % 9) / 4) for i in range(100)][::-1]
+    deri = await V.deribit(now_ms, make_tape("deribit", now_ms, days=2), CURRENT,
+                           dvol=dvol).start()
+    deri.data["page"] = 25
+    since = time.strftime("%Y-%m-%d", time.gmtime(today / 1000 - 15 * 86400))
+    until = time.strftime("%Y-%m-%d", time.gmtime(today / 1000))
+    try:
+        code, out, err = await run("history", "download", "funding", "--venue", "binanceusdm",
+                                   "--since", since, "--until", until, "--api-url", fund.url,
+                                   "--out", str(tmp_path / "f.csv"), "--json")
+        assert code == 0, err
+        info = json.loads(out)
+        code, _, err = await run("history", "download", "ohlcv", "--venue", "binance",
+                                 "--symbol", "ETH/USDT", "--timeframe", "1h", "--since", since,
+                                 "--until", until, "--api-url", spot.url,
+                                 "--out", str(tmp_path / "o.csv"))
+        assert code == 0, err
+        code, _, err = await run("history", "download", "dvol", "--since", since, "--until",
+                                 until, "--api-url", deri.url, "--out", str(tmp_path / "d.csv"))
+        assert code == 0, err
+    finally:
+        for s in (fund, spot, deri):
+            await s.stop()
+    start_s = today // 1000 - 15 * 86400
+    end_s = today // 1000
+    funding = load_funding(tmp_path / "f.csv")
+    want = [(t // 1000, r) for t, r in tape.rows() if start_s <= t // 1000 <= end_s]
+    assert [(p.ts, p.rate) for p in funding] == want and info["rows"] == len(want)
+    assert {p.interval_hours for p in funding} == {8.0}
+    ohlc = load_ohlc(tmp_path / "o.csv")
+    want_k = [(t // 1000, c) for t, _o, _h, _l, c in spot.data["klines"]
+              if start_s <= t // 1000 <= end_s]
+    assert [(b.ts, b.close) for b in ohlc] == want_k and len(want_k) == 15 * 24
+    d = load_ohlc(tmp_path / "d.csv")
+    assert [(b.ts, b.close) for b in d] == [(t // 1000, v) for t, v in dvol
+                                           if start_s <= t // 1000 <= end_s]
+    # same header and timestamp format as the recorded files
+    for mine, recorded in (("f.csv", "eth_funding_binance.csv"), ("o.csv", "eth_usdt_1h.csv"),
+                           ("d.csv", "eth_dvol_1d.csv")):
+        a = (tmp_path / mine).read_text().splitlines()
+        b = (HISTORY / recorded).read_text().splitlines()
+        assert a[0] == b[0]
+        assert len(a[1].split(",")[0]) == len(b[1].split(",")[0]) == 20  # 2022-05-12T00:00:00Z
+
+
+def test_recorded_files_round_trip_through_the_writer(tmp_path):
+    for name, loader, writer, header in (
+        ("eth_funding_dydx.csv", load_funding, write_funding, FUNDING_HEADER),
+        ("eth_dvol_1d.csv", load_ohlc, write_ohlc, OHLC_HEADER),
+    ):
+        rows = loader(HISTORY / name)
+        n = writer(tmp_path / name, rows)
+        assert n == len(rows)
+        assert loader(tmp_path / name) == rows
+        assert (tmp_path / name).read_text().splitlines()[0] == ",".join(header)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["history", "download", "trades", "--since", "2024-01-01", "--out", "x.csv"],
+     "kind 'trades'"),
+    (["history", "download", "funding", "--since", "yesterday", "--out", "x.csv"],
+     "--since 'yesterday'"),
+    (["history", "download", "funding", "--since", "2024-02-01", "--until", "2024-01-01",
+      "--out", "x.csv"], "--until must be after --since"),
+    (["history", "download", "ohlcv", "--since", "2024-01-01", "--timeframe", "7s",
+      "--api-url", "http://127.0.0.1:9", "--out", "x.csv"], "timeframe '7s'"),
+    (["history", "download", "funding", "--since", "2024-01-01", "--until", "2024-01-02",
+      "--api-url", "http://127.0.0.1:9", "--out", "x.csv"], "venue unreachable"),
+])
+def test_history_download_bad_input(tmp_path, args, msg):
+    args = [a if a != "x.csv" else str(tmp_path / "x.csv") for a in args]
+    err = invoke_error(*args)
+    assert msg in err and "\n" not in err, err
+    assert not (tmp_path / "x.csv").exists()
