@@ -307,6 +307,7 @@ def roles_setup(
     from adapters.evm import roles as R
     from adapters.evm import safe as S
     from bot import governance as G
+    from bot import preflight as P
 
     sa, store = _safe(rpc_url, safe), _store(db)
     for name, addr in (("--roles", roles), ("--bot", bot), ("--position-manager", position_manager),
@@ -324,9 +325,9 @@ def roles_setup(
         if fork_url is None:
             fork = Anvil(fork_url=sa.rpc_url, chain_id=sa.chain_id, code_size_limit=True).start()
         try:
-            report = G.preflight_safe_tx(
-                sa, tx, G.roles_setup_allowlist(sa.address, roles), multisend_call_only=multisend_call_only,
-                simulate=G.fork_simulator(fork_url or (fork.url if fork else ""), sa.address),
+            report = P.preflight_safe_tx(
+                sa, tx, P.roles_setup_allowlist(sa.address, roles), multisend_call_only=multisend_call_only,
+                simulate=P.fork_simulator(fork_url or (fork.url if fork else ""), sa.address),
                 expected_module_changes=[roles], store=store,
             )
         finally:

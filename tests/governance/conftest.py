@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 from adapters.anvil import Anvil
 from adapters.evm import roles as R
 from adapters.evm import safe as S
-from bot import governance as G
+from bot import preflight as P
 from bot.audit_store import AuditStore
 from bot.devchain import DevChain
 
@@ -39,7 +39,7 @@ class RolesEnv:
     key: bytes
     bot: LocalAccount
     scope: R.BotScope
-    setup_report: G.PreflightReport
+    setup_report: P.PreflightReport
 
 
 @pytest.fixture(scope="session")
@@ -93,10 +93,10 @@ def roles_env(gov_chain: DevChain, safe: S.SafeAdapter, gov_fork: Anvil) -> Role
     calls = [S.enable_module_call(a["safe"], roles), *R.scope_calls(gov_chain.w3, roles, bot.address, key, scope)]
     tx = S.multisend_call_only_tx(safe, a["multisend_call_only"], calls)
     refresh_fork(gov_fork, gov_chain.url)
-    report = G.preflight_safe_tx(
-        safe, tx, G.roles_setup_allowlist(a["safe"], roles),
+    report = P.preflight_safe_tx(
+        safe, tx, P.roles_setup_allowlist(a["safe"], roles),
         multisend_call_only=a["multisend_call_only"],
-        simulate=G.fork_simulator(gov_fork.url, a["safe"]),
+        simulate=P.fork_simulator(gov_fork.url, a["safe"]),
         expected_module_changes=[roles],
     )
     execute_with_owners(safe, tx, gov_chain.owner_keys[:2], gov_chain.deployer.key.hex())

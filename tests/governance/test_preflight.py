@@ -17,6 +17,7 @@ from safe_eth.safe.multi_send import MultiSend, MultiSendOperation, MultiSendTx
 from adapters.anvil import Anvil
 from adapters.evm import safe as S
 from bot import governance as G
+from bot import preflight as P
 from bot.audit_store import AuditStore
 from bot.devchain import DevChain
 from tests.governance.conftest import RolesEnv, refresh_fork
@@ -44,11 +45,11 @@ def test_safe_tx_hash_local_equals_safe_eth_py_equals_chain(
 @pytest.fixture
 def sim(gov_chain: DevChain, gov_fork: Anvil, safe: S.SafeAdapter) -> Any:
     refresh_fork(gov_fork, gov_chain.url)
-    return G.fork_simulator(gov_fork.url, safe.address)
+    return P.fork_simulator(gov_fork.url, safe.address)
 
 
-def _setup_allowlist(gov_chain: DevChain, roles_env: RolesEnv) -> G.Allowlist:
-    return G.roles_setup_allowlist(gov_chain.addresses["safe"], roles_env.roles)
+def _setup_allowlist(gov_chain: DevChain, roles_env: RolesEnv) -> P.Allowlist:
+    return P.roles_setup_allowlist(gov_chain.addresses["safe"], roles_env.roles)
 
 
 def test_delegatecall_to_arbitrary_contract_refused(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any, store: AuditStore) -> None:
@@ -56,7 +57,7 @@ def test_delegatecall_to_arbitrary_contract_refused(gov_chain: DevChain, safe: S
     npm = gov_chain.addresses["position_manager"]
     tx = safe.build_tx(npm, 0, bytes.fromhex("a9059cbb") + b"\0" * 64, operation=1)
     with pytest.raises(G.PreflightRefused, match=r"delegatecall to .* refused"):
-        G.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=gov_chain.addresses["multisend_call_only"], simulate=sim, store=store)
+        P.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=gov_chain.addresses["multisend_call_only"], simulate=sim, store=store)
     assert store.events(event="refusal")[-1].subject_hash == "0x" + bytes(tx.safe_tx_hash).hex()
 
 
@@ -65,10 +66,10 @@ def test_delegatecall_to_full_multisend_refused(gov_chain: DevChain, safe: S.Saf
     inner = [S.enable_module_call(a["safe"], roles_env.roles)]
     tx = S.multisend_call_only_tx(safe, a["multisend"], inner)  # MultiSend (can delegatecall), not CallOnly
     with pytest.raises(G.PreflightRefused, match="only MultiSendCallOnly"):
-        G.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend_call_only"], simulate=sim)
+        P.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend_call_only"], simulate=sim)
     # even if someone configures the MultiSend address as "call only", its code gives it away
     with pytest.raises(G.PreflightRefused, match="is not MultiSendCallOnly"):
-        G.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend"], simulate=sim)
+        P.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend"], simulate=sim)
 
 
 def test_nested_delegatecall_in_batch_refused(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any) -> None:
@@ -79,7 +80,7 @@ def test_nested_delegatecall_in_batch_refused(gov_chain: DevChain, safe: S.SafeA
     )
     tx = safe.build_tx(a["multisend_call_only"], 0, bytes(payload), operation=1)
     with pytest.raises(G.PreflightRefused, match="nested delegatecall"):
-        G.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend_call_only"], simulate=sim)
+        P.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend_call_only"], simulate=sim)
 
 
 def test_target_or_selector_not_allowlisted_refused(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any) -> None:
@@ -87,22 +88,22 @@ def test_target_or_selector_not_allowlisted_refused(gov_chain: DevChain, safe: S
     # Radiant: an ownership change presented as routine.
     to, data = S.swap_owner_call(safe, safe.owners()[0], Account.create().address)
     with pytest.raises(G.PreflightRefused, match="not on the allowlist"):
-        G.preflight_safe_tx(safe, safe.build_tx(to, 0, data), _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend_call_only"], simulate=sim)
+        P.preflight_safe_tx(safe, safe.build_tx(to, 0, data), _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend_call_only"], simulate=sim)
     weth = gov_chain.tokens["WETH"].address
     erc = gov_chain.contract("ERC20", weth)
     tx = safe.build_tx(weth, 0, enc(erc.functions.transfer(Account.create().address, 1)))
     with pytest.raises(G.PreflightRefused, match="not on the allowlist"):
-        G.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend_call_only"], simulate=sim)
+        P.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend_call_only"], simulate=sim)
 
 
 def test_calldata_with_trailing_bytes_refused(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any) -> None:
     to, data = S.enable_module_call(gov_chain.addresses["safe"], Account.create().address)
     tx = safe.build_tx(to, 0, data + b"\xde\xad\xbe\xef")
     with pytest.raises(G.PreflightRefused, match="extra or non-canonical bytes"):
-        G.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim)
+        P.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim)
     tx = safe.build_tx(to, 0, data[:20])
     with pytest.raises(G.PreflightRefused, match="does not decode"):
-        G.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim)
+        P.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim)
 
 
 def test_invariant_change_refused_after_simulation(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any) -> None:
@@ -110,10 +111,10 @@ def test_invariant_change_refused_after_simulation(gov_chain: DevChain, safe: S.
     to, data = S.enable_module_call(gov_chain.addresses["safe"], Account.create().address)
     tx = safe.build_tx(to, 0, data)
     with pytest.raises(G.PreflightRefused, match="invariants would change: modules"):
-        G.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim)
+        P.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim)
     # The same transaction passes when that module change is what the owners intend.
-    new_module = G.decode_safe_tx(gov_chain.w3, tx, _setup_allowlist(gov_chain, roles_env), None)[0].args["module"]
-    rep = G.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim, expected_module_changes=[new_module])
+    new_module = P.decode_safe_tx(gov_chain.w3, tx, _setup_allowlist(gov_chain, roles_env), None)[0].args["module"]
+    rep = P.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim, expected_module_changes=[new_module])
     assert rep.simulation is not None and rep.simulation.success and rep.simulation.gas_used > 0
     assert safe.invariants().modules == (roles_env.roles,)  # the live chain is untouched
 
@@ -121,17 +122,17 @@ def test_invariant_change_refused_after_simulation(gov_chain: DevChain, safe: S.
 def test_failing_simulation_refused(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any) -> None:
     to, data = S.enable_module_call(gov_chain.addresses["safe"], roles_env.roles)  # already enabled: GS102
     with pytest.raises(G.PreflightRefused, match="simulation failed"):
-        G.preflight_safe_tx(safe, safe.build_tx(to, 0, data), _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim)
+        P.preflight_safe_tx(safe, safe.build_tx(to, 0, data), _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim)
 
 
 def test_no_simulator_refused(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv) -> None:
     to, data = S.enable_module_call(gov_chain.addresses["safe"], Account.create().address)
     with pytest.raises(G.PreflightRefused, match="no simulation"):
-        G.preflight_safe_tx(safe, safe.build_tx(to, 0, data), _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=None)
+        P.preflight_safe_tx(safe, safe.build_tx(to, 0, data), _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=None)
 
 
 def test_wrong_nonce_refused_by_simulation(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any) -> None:
     to, data = S.enable_module_call(gov_chain.addresses["safe"], Account.create().address)
     tx = safe.build_tx(to, 0, data, nonce=safe.nonce() + 5)
     with pytest.raises(G.PreflightRefused, match="not the Safe's next nonce"):
-        G.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim, expected_module_changes=[to])
+        P.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim, expected_module_changes=[to])

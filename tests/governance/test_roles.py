@@ -13,6 +13,7 @@ from eth_utils.address import to_checksum_address
 from adapters.evm import roles as R
 from adapters.evm import safe as S
 from bot import governance as G
+from bot import preflight as P
 from bot.devchain import DevChain
 from tests.governance.conftest import RolesEnv
 
@@ -30,9 +31,9 @@ def executor(gov_chain: DevChain, roles_env: RolesEnv) -> R.RolesExecutor:
 
 
 @pytest.fixture
-def bot_exec(safe: S.SafeAdapter, executor: R.RolesExecutor, roles_env: RolesEnv) -> G.BotExecutor:
+def bot_exec(safe: S.SafeAdapter, executor: R.RolesExecutor, roles_env: RolesEnv) -> P.BotExecutor:
     s = roles_env.scope
-    return G.BotExecutor(safe, executor, G.bot_scope_allowlist(s.position_manager, s.swap_router, s.tokens))
+    return P.BotExecutor(safe, executor, P.bot_scope_allowlist(s.position_manager, s.swap_router, s.tokens))
 
 
 def test_setup_state(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv) -> None:
@@ -51,7 +52,7 @@ def test_setup_state(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesE
     assert names[0] == "enableModule" and names.count("scopeFunction") == 2 + len(roles_env.scope.tokens)
 
 
-def test_bot_exits_lp_position_to_the_safe(clean_chain: DevChain, safe: S.SafeAdapter, bot_exec: G.BotExecutor) -> None:
+def test_bot_exits_lp_position_to_the_safe(clean_chain: DevChain, safe: S.SafeAdapter, bot_exec: P.BotExecutor) -> None:
     a = clean_chain.addresses
     npm = clean_chain.contract("NonfungiblePositionManager", a["position_manager"])
     pid = clean_chain.position_ids[0]
@@ -73,7 +74,7 @@ def test_bot_exits_lp_position_to_the_safe(clean_chain: DevChain, safe: S.SafeAd
     assert (after[0] - before[0], after[1] - before[1]) == (got0, got1)
 
 
-def test_bot_swaps_with_the_safe_as_recipient(clean_chain: DevChain, safe: S.SafeAdapter, bot_exec: G.BotExecutor) -> None:
+def test_bot_swaps_with_the_safe_as_recipient(clean_chain: DevChain, safe: S.SafeAdapter, bot_exec: P.BotExecutor) -> None:
     a = clean_chain.addresses
     weth, usdc = clean_chain.tokens["WETH"], clean_chain.tokens["USDC"]
     clean_chain.transact(clean_chain.contract("ERC20", weth.address).functions.transfer(safe.address, 10**18))
@@ -131,7 +132,7 @@ EXPECTED_REASON = {
 
 @pytest.mark.parametrize("name", list(EXPECTED_REASON))
 def test_bot_cannot(name: str, clean_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv,
-                    executor: R.RolesExecutor, bot_exec: G.BotExecutor) -> None:
+                    executor: R.RolesExecutor, bot_exec: P.BotExecutor) -> None:
     clean_chain.transact(clean_chain.contract("ERC20", clean_chain.tokens["WETH"].address).functions.transfer(safe.address, 10**18))
     clean_chain.anvil.rpc("anvil_setBalance", [safe.address, hex(10**18)])
     to, data, value, op = _attempts(clean_chain, safe, roles_env)[name]

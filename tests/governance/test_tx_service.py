@@ -129,6 +129,7 @@ def test_service_refuses_proposal_with_wrong_hash(safe: S.SafeAdapter, owners: l
 def test_bot_proposes_only_after_preflight(safe: S.SafeAdapter, client: SafeTxServiceClient, service: TxServiceServer,
                                            gov_chain: DevChain, gov_fork: Any, owners: list[LocalAccount], tmp_path: Any) -> None:
     from bot import governance as G
+    from bot import preflight as P
     from bot.audit_store import AuditStore
     from tests.governance.conftest import refresh_fork
 
@@ -136,10 +137,10 @@ def test_bot_proposes_only_after_preflight(safe: S.SafeAdapter, client: SafeTxSe
     bot = Account.from_key(gov_chain.bot_key)
     client.add_delegate(bot.address, owners[1])
     a = gov_chain.addresses
-    allow = G.bot_scope_allowlist(a["position_manager"], a["swap_router"], [t.address for t in gov_chain.tokens.values()])
+    allow = P.bot_scope_allowlist(a["position_manager"], a["swap_router"], [t.address for t in gov_chain.tokens.values()])
     refresh_fork(gov_fork, gov_chain.url)
-    sim = G.fork_simulator(gov_fork.url, safe.address)
-    rep = G.propose_safe_tx(safe, client, _tx(gov_chain, safe), bot, allow, multisend_call_only=None, simulate=sim, store=store)
+    sim = P.fork_simulator(gov_fork.url, safe.address)
+    rep = P.propose_safe_tx(safe, client, _tx(gov_chain, safe), bot, allow, multisend_call_only=None, simulate=sim, store=store)
     assert client.get(rep.safe_tx_hash).proposer == bot.address
     assert [e.event for e in store.events(subject_hash=rep.safe_tx_hash)] == ["verification", "proposal"]
     # a transfer out is not on the allowlist: refused before anything reaches the service
@@ -147,5 +148,5 @@ def test_bot_proposes_only_after_preflight(safe: S.SafeAdapter, client: SafeTxSe
     bad = safe.build_tx(erc.address, 0, bytes.fromhex(erc.functions.transfer(bot.address, 1)._encode_transaction_data()[2:]))
     n = len(service.txs)
     with pytest.raises(G.PreflightRefused, match="not on the allowlist"):
-        G.propose_safe_tx(safe, client, bad, bot, allow, multisend_call_only=None, simulate=sim, store=store)
+        P.propose_safe_tx(safe, client, bad, bot, allow, multisend_call_only=None, simulate=sim, store=store)
     assert len(service.txs) == n and store.events(event="refusal")
