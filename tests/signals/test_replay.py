@@ -101,7 +101,7 @@ def test_hysteresis_limits_flapping(replay):
     """Level changes over 579 days: few, and never calm->x->calm on consecutive days."""
     seq = [replay[d][0] for d in sorted(replay)]
     changes = sum(1 for a, b in itertools.pairwise(seq) if a != b)
-    assert changes < 150
+    assert changes <= 90  # measured: 81
     flaps = [i for i in range(1, len(seq) - 1)
              if seq[i - 1] == seq[i + 1] == Level.CALM and seq[i] != Level.CALM]
-    assert len(flaps) <= 12
+    assert len(flaps) <= 8  # measured: 6
