@@ -394,6 +394,7 @@ class PegQuote:
 class DepegConfig:
     peg: float = 1.0
     max_price_ratio: float = 10.0  # price outside [peg/10, peg*10] is absurd, not a depeg
+    max_skew: int = 5  # seconds a source's clock may run ahead of ``now`` (receipt times)
     thresholds: Thresholds = field(  # basis points off peg
         default_factory=lambda: Thresholds(elevated=50.0, stress=100.0, crisis=300.0, band=10.0))
 
@@ -418,7 +419,7 @@ def depeg(asset: str, quotes: Sequence[PegQuote], now: int, previous: Level | No
                 why = f"invalid price: {bad}"
             elif not cfg.peg / cfg.max_price_ratio <= q.price <= cfg.peg * cfg.max_price_ratio:
                 why = f"absurd price {q.price:g} for peg {cfg.peg:g}"
-            elif q.as_of > now:
+            elif q.as_of > now + cfg.max_skew:
                 why = f"as_of {q.as_of} is after now {now}"
             elif now - q.as_of > q.max_age:
                 why = f"stale: {now - q.as_of}s old, bound {q.max_age}s"
@@ -430,7 +431,10 @@ def depeg(asset: str, quotes: Sequence[PegQuote], now: int, previous: Level | No
         else:
             sources[q.source] = {"price": q.price, "as_of": q.as_of, "unknown": why}
     if not fresh:
-        return _unknown(DEPEG, f"{asset}: no fresh valid price source", sources=sources)
+        whys = "; ".join(f"{src}: {info['unknown']}" for src, info in sources.items()
+                         if isinstance(info, dict))
+        return _unknown(DEPEG, f"{asset}: no fresh valid price source ({whys})",
+                        asset=asset, sources=sources)
     bps, worst = max(fresh, key=lambda f: abs(f[0]))
     n_unknown = len(quotes) - len(fresh)
     result = _levelled(DEPEG, abs(bps), cfg.thresholds, previous,

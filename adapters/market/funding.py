@@ -132,7 +132,7 @@ class FundingFeed:
         end_ms = None if until_s is None else until_s * 1000
         for _ in range(10_000):
             params: dict[str, Any] = {}
-            if end_ms is not None and self.venue not in ("hyperliquid",):
+            if end_ms is not None:
                 params["until"] = end_ms
 
             async def page(cursor: int = cursor, params: dict[str, Any] = params) -> Any:

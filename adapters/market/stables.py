@@ -55,8 +55,15 @@ ERC20_ABI: list[dict[str, Any]] = [
 Q96 = 1 << 96
 
 
-def to_peg_quote(r: Reading) -> PegQuote:
-    return PegQuote(source=r.source, price=r.value, as_of=r.as_of, max_age=r.max_age_s,
+def to_peg_quote(r: Reading, now: int | None = None) -> PegQuote:
+    """A policy input from a reading. With ``now`` (wall clock), an on-chain reading's
+    ``as_of`` is moved onto the wall clock keeping its age by the chain's clock, so
+    chain and CEX sources compare at one ``now`` even when the chain clock differs."""
+    as_of = r.as_of
+    chain_now = r.extra.get("chain_time")
+    if now is not None and as_of is not None and isinstance(chain_now, int):
+        as_of = now - (chain_now - as_of)
+    return PegQuote(source=r.source, price=r.value, as_of=as_of, max_age=r.max_age_s,
                     reason=r.reason)
 
 
@@ -152,6 +159,7 @@ class UniswapStablePool:
                 price = 1 / price
             return Reading(self.name, float(price), block_ts, self.name, self.max_age_s, "ok",
                            {"sqrt_price_x96": int(sqrt_p), "tick": int(tick),
+                            "chain_time": block_ts,
                             "price_exact": f"{price.numerator}/{price.denominator}"})
 
         return await guard.reading(self.name, self.max_age_s, fetch, now=lambda: block_ts)

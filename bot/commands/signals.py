@@ -217,11 +217,9 @@ async def _shared_signals(cfg: SignalsConfig, now: int, previous: dict[str, Leve
     out: list[SignalReading] = []
     for asset, rs in sorted(readings.items()):
         sources.extend(r.as_dict(now) for r in rs)
-        # on-chain readings were checked against the chain's clock; compare them at their
-        # own time so a chain clock ahead of the wall clock is not "from the future"
-        quotes = [to_peg_quote(r) for r in rs]
-        ref = max([now, *[r.as_of for r in rs if r.as_of is not None]])
-        out.append(S.depeg(asset, quotes, ref, previous.get(f"{asset}:{S.DEPEG}")))
+        # on-chain ages count by the chain's clock, CEX ages by the wall clock
+        quotes = [to_peg_quote(r, now) for r in rs]
+        out.append(S.depeg(asset, quotes, now, previous.get(f"{asset}:{S.DEPEG}")))
     if cfg.defillama_slugs:
         llama = DefiLlama(cfg.defillama_url, cfg.timeout_s)
         for slug in cfg.defillama_slugs:

@@ -200,6 +200,9 @@ def test_depeg_exact_and_sources():
     r = S.depeg("USDC", [q(0.9, as_of=NOW - DAY - 1), q(1.0001, "uniswap:USDC/USDT")], NOW)
     assert r.level is Level.CALM and "1 source(s) unknown" in r.reason
     assert "stale" in r.evidence["sources"]["chainlink:USDC/USD"]["unknown"]
+    # a receipt time a few seconds after `now` is clock skew; beyond 5 s it is refused
+    assert S.depeg("USDC", [q(0.999, as_of=NOW + 5)], NOW).level is Level.CALM
+    assert "after now" in S.depeg("USDC", [q(0.999, as_of=NOW + 6)], NOW).reason
 
 
 @pytest.mark.parametrize("price,why", [(None, "unknown"), (math.nan, "NaN"),
