@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,6 +43,9 @@ class SignalsConfig:
     feeds: list[dict[str, Any]] = field(default_factory=list)  # asset, label, address, heartbeat
     pools: list[dict[str, Any]] = field(default_factory=list)  # asset, label, address, asset_is_token0
     books: list[dict[str, Any]] = field(default_factory=list)  # asset, venue, symbol, invert
+    # pool TVL on chain: label, address, feed0, feed1 (Chainlink USD feeds of the tokens),
+    # heartbeat0/1; samples kept in the store for the 48 h drop
+    tvl_pools: list[dict[str, Any]] = field(default_factory=list)
     database_url: str = "sqlite:///lphedge.db"
 
 
@@ -71,13 +74,14 @@ def load_config(path: str | None) -> SignalsConfig:
             raise UserError(f"signals config {path}: unknown venue {venue!r}")
     for kind, items, keys in (("feeds", cfg.feeds, ("asset", "label", "address")),
                               ("pools", cfg.pools, ("asset", "label", "address")),
-                              ("books", cfg.books, ("asset", "venue", "symbol"))):
+                              ("books", cfg.books, ("asset", "venue", "symbol")),
+                              ("tvl_pools", cfg.tvl_pools, ("label", "address", "feed0", "feed1"))):
         for i, item in enumerate(items):
             missing = [k for k in keys if k not in item]
             if missing:
                 raise UserError(f"signals config {path}: {kind}[{i}] misses {', '.join(missing)}")
-    if (cfg.feeds or cfg.pools) and not cfg.rpc_url:
-        raise UserError(f"signals config {path}: feeds/pools need rpc_url")
+    if (cfg.feeds or cfg.pools or cfg.tvl_pools) and not cfg.rpc_url:
+        raise UserError(f"signals config {path}: feeds/pools/tvl_pools need rpc_url")
     return cfg
 
 
@@ -102,8 +106,8 @@ def signal_dict(s: SignalReading) -> dict[str, Any]:
             "evidence": _jsonable(s.evidence)}
 
 
-async def collect(cfg: SignalsConfig, now: int, previous: dict[str, Level | None]
-                  ) -> dict[str, Any]:
+async def collect(cfg: SignalsConfig, now: int, previous: dict[str, Level | None],
+                  engine: Any = None) -> dict[str, Any]:
     """Observe every configured source concurrently and assess the signals (pure part)."""
     from adapters.market.base import describe_error
     from adapters.market.funding import FundingFeed
@@ -111,7 +115,7 @@ async def collect(cfg: SignalsConfig, now: int, previous: dict[str, Level | None
 
     sources: list[dict[str, Any]] = []
     regimes: list[Regime] = []
-    shared = await _shared_signals(cfg, now, previous, sources)
+    shared = await _shared_signals(cfg, now, previous, sources, engine)
     for und in cfg.underlyings:
         feeds = [FundingFeed.create(v, und, api_url=cfg.api_urls.get(v), timeout_s=cfg.timeout_s,
                                     rate_limit=cfg.rate_limit) for v in cfg.funding_venues]
@@ -150,7 +154,7 @@ async def collect(cfg: SignalsConfig, now: int, previous: dict[str, Level | None
                      for n in (S.IV_PERCENTILE, S.TERM_STRUCTURE, S.RSI_MACD)]
         sigs += shared
         regimes.append(S.aggregate(und, sigs))
-    return {"now": now, "regimes": regimes, "sources": sources}
+    return {"now": now, "regimes": regimes, "shared": shared, "sources": sources}
 
 
 async def _deribit_signals(vol: Any, und: str, now: int, previous: dict[str, Level | None],
@@ -187,9 +191,14 @@ async def _deribit_signals(vol: Any, und: str, now: int, previous: dict[str, Lev
     return out
 
 
+def _about(s: SignalReading, subject: str) -> SignalReading:
+    """The reading with the thing it is about in its evidence (state key, display)."""
+    return replace(s, evidence={**s.evidence, "subject": subject})
+
+
 async def _shared_signals(cfg: SignalsConfig, now: int, previous: dict[str, Level | None],
-                          sources: list[dict[str, Any]]) -> list[SignalReading]:
-    """Depeg per stable asset and protocol TVL drops: shared by every underlying."""
+                          sources: list[dict[str, Any]], engine: Any) -> list[SignalReading]:
+    """Depeg per stable asset, pool and protocol TVL drops: shared by every underlying."""
     from adapters.market.base import Reading
     from adapters.market.defillama import DefiLlama
     from adapters.market.stables import CexBook, ChainlinkFeed, UniswapStablePool, to_peg_quote
@@ -219,7 +228,10 @@ async def _shared_signals(cfg: SignalsConfig, now: int, previous: dict[str, Leve
         sources.extend(r.as_dict(now) for r in rs)
         # on-chain ages count by the chain's clock, CEX ages by the wall clock
         quotes = [to_peg_quote(r, now) for r in rs]
-        out.append(S.depeg(asset, quotes, now, previous.get(f"{asset}:{S.DEPEG}")))
+        out.append(_about(S.depeg(asset, quotes, now, previous.get(f"{asset}:{S.DEPEG}")),
+                          asset))
+    if cfg.tvl_pools:
+        out += await _pool_tvl_signals(cfg, now, previous, sources, engine)
     if cfg.defillama_slugs:
         llama = DefiLlama(cfg.defillama_url, cfg.timeout_s)
         for slug in cfg.defillama_slugs:
@@ -230,23 +242,60 @@ async def _shared_signals(cfg: SignalsConfig, now: int, previous: dict[str, Leve
                 sources.append({"name": f"defillama:{slug}", "status": "ok",
                                 "points": len(series)})
                 daily = S.TvlDropConfig(max_age=2 * 86400, min_coverage_hours=24)
-                out.append(S.tvl_drop(series, now, previous.get(f"{slug}:{S.TVL_DROP}"),
-                                      daily))
+                out.append(_about(S.tvl_drop(series, now, previous.get(f"{slug}:{S.TVL_DROP}"),
+                                             daily), slug))
             except Exception as exc:
                 why = describe_error(exc, cfg.timeout_s)
                 sources.append({"name": f"defillama:{slug}", "status": "unknown", "reason": why})
-                out.append(SignalReading(S.TVL_DROP, None, f"{slug}: {why}"))
+                out.append(SignalReading(S.TVL_DROP, None, f"{slug}: {why}",
+                                         {"subject": slug}))
+    return out
+
+
+async def _pool_tvl_signals(cfg: SignalsConfig, now: int, previous: dict[str, Level | None],
+                            sources: list[dict[str, Any]], engine: Any) -> list[SignalReading]:
+    """Pool TVL now (balances x Chainlink prices), stored, and its drop over 48 h."""
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+
+    from adapters.market.stables import ChainlinkFeed
+    from adapters.market.tvl import PoolTvl
+    from bot import market_store
+
+    w3 = AsyncWeb3(AsyncHTTPProvider(cfg.rpc_url, request_kwargs={"timeout": cfg.timeout_s}))
+    out: list[SignalReading] = []
+    for p in cfg.tvl_pools:
+        label = str(p["label"])
+        prices = [await ChainlinkFeed(w3, p[f"feed{i}"], f"{label}:token{i}",
+                                      int(p.get(f"heartbeat{i}", 86400))).read() for i in (0, 1)]
+        r = await PoolTvl(w3, p["address"], label).read(*prices)
+        sources.append(r.as_dict())
+        key = f"tvl:{label}"
+        if r.value is None or r.as_of is None:
+            out.append(SignalReading(S.TVL_DROP, None, f"{label}: TVL unknown: {r.reason}",
+                                     {"subject": key}))
+            continue
+        if engine is None:
+            out.append(SignalReading(S.TVL_DROP, None, f"{label}: no store (--no-state) "
+                                     "for TVL history", {"subject": key}))
+            continue
+        market_store.record_tvl(engine, key, r.as_of, r.value, r.source)
+        series = market_store.tvl_series(engine, key, r.as_of - 7 * 86400)
+        # samples are stamped by the chain's clock: judge them at the latest block's time
+        out.append(_about(S.tvl_drop(series, r.as_of, previous.get(f"{key}:{S.TVL_DROP}")),
+                          key))
     return out
 
 
 def _state_keys(result: dict[str, Any]) -> dict[str, Level | None]:
     levels: dict[str, Level | None] = {}
-    for regime in result["regimes"]:
-        for s in regime.signals:
-            if s.name == S.DEPEG:
-                levels[f"{s.evidence.get('asset')}:{s.name}"] = s.level
-            elif s.name not in (S.TVL_DROP,):
-                levels[f"{regime.underlying}:{s.name}"] = s.level
+    groups = [(r.underlying, r.signals) for r in result["regimes"]]
+    for underlying, signals in [*groups, ("shared", tuple(result["shared"]))]:
+        for s in signals:
+            subject = s.evidence.get("subject")
+            if subject is not None:
+                levels[f"{subject}:{s.name}"] = s.level
+            else:
+                levels[f"{underlying}:{s.name}"] = s.level
     return levels
 
 
@@ -257,6 +306,7 @@ def render(result: dict[str, Any]) -> dict[str, Any]:
         "regimes": [{"underlying": r.underlying, "level": _level(r.level), "reason": r.reason,
                      "signals": [signal_dict(s) for s in r.signals]}
                     for r in result["regimes"]],
+        "shared_signals": [signal_dict(s) for s in result["shared"]],
         "sources": _jsonable(result["sources"]),
     }
 
@@ -266,12 +316,16 @@ def _print_human(out: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
-    for reg in out["regimes"]:
-        table = Table(title=f"{reg['underlying']}: {reg['level']} — {reg['reason']}")
+    groups = [(f"{reg['underlying']}: {reg['level']} — {reg['reason']}", reg["signals"])
+              for reg in out["regimes"]]
+    if not groups and out["shared_signals"]:
+        groups = [("shared signals (no underlying configured)", out["shared_signals"])]
+    for title, signals in groups:
+        table = Table(title=title)
         table.add_column("signal")
         table.add_column("level")
         table.add_column("reason")
-        for s in reg["signals"]:
+        for s in signals:
             style = {"calm": "green", "elevated": "yellow", "stress": "red",
                      "crisis": "bold red", "unknown": "magenta"}[s["level"]]
             table.add_row(s["name"], f"[{style}]{s['level']}[/]", s["reason"])
@@ -313,7 +367,7 @@ def register(app: typer.Typer) -> None:
                 previous = market_store.load_levels(engine)
             except Exception as exc:
                 raise UserError(f"database {cfg.database_url}: {exc}") from None
-        result = asyncio.run(collect(cfg, at, previous))
+        result = asyncio.run(collect(cfg, at, previous, engine))
         if engine is not None:
             from bot import market_store
 

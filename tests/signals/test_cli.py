@@ -148,7 +148,7 @@ async def test_signals_all_sources_down_is_unknown_not_a_crash(tmp_path):
     ("foo = 1", "unknown key(s) foo"),
     ("timeout_s = -1", "timeout_s must be > 0"),
     ('funding_venues = ["nope"]', "unknown venue 'nope'"),
-    ('feeds = [{asset = "USDC", label = "x", address = "0x1"}]', "feeds/pools need rpc_url"),
+    ('feeds = [{asset = "USDC", label = "x", address = "0x1"}]', "feeds/pools/tvl_pools need rpc_url"),
     ('books = [{asset = "USDC"}]', "books[0] misses venue, symbol"),
     ("this is not toml", "signals config"),
 ])
@@ -256,3 +256,69 @@ def test_history_download_bad_input(tmp_path, args, msg):
     err = invoke_error(*args)
     assert msg in err and "\n" not in err, err
     assert not (tmp_path / "x.csv").exists()
+
+
+async def test_signals_pool_tvl_history_gives_intraday_48h_drop(tmp_path, sigchain):
+    """Two runs of `lphedge signals` 25 h apart (anvil's clock): the pool TVL samples are
+    kept in the store, and the drop after half the liquidity left shows on the second run."""
+    from tests.signals.solc import compile_contract
+    from tests.signals.test_chain import FEED_SOL, advance, deploy_feed
+
+    art = compile_contract(FEED_SOL, "TestAggregatorV3")
+    a = sigchain.deploy_token("tUSDC", 6)
+    b = sigchain.deploy_token("tUSDT", 6)
+    pool = sigchain.create_pool(a, b, 500, 1)
+    me = sigchain.deployer.address
+    big = sigchain.mint(pool, -100, 100, 600_000 * 10**6, 600_000 * 10**6, recipient=me)
+    sigchain.mint(pool, -100, 100, 400_000 * 10**6, 400_000 * 10**6, recipient=me)
+    feeds = [deploy_feed(sigchain, art, 100_000_000) for _ in range(2)]
+    cfg = tmp_path / "tvl.toml"
+    cfg.write_text(f"""
+underlyings = []
+rpc_url = "{sigchain.url}"
+database_url = "sqlite:///{tmp_path / 'state.db'}"
+tvl_pools = [{{label = "tUSDC/tUSDT/500", address = "{pool}", feed0 = "{feeds[0].address}", feed1 = "{feeds[1].address}"}}]
+""")
+
+    async def tvl_signal() -> dict:
+        code, out, err = await run("signals", "--json", "--config", str(cfg))
+        assert code == 0, err
+        doc = json.loads(out)
+        (src,) = [s for s in doc["sources"] if s["name"].startswith("tvl:")]
+        assert src["status"] == "ok", src
+        assert doc["regimes"] == []
+        (sig,) = doc["shared_signals"]
+        assert sig["name"] == "tvl_drop" and sig["evidence"]["subject"] == "tvl:tUSDC/tUSDT/500"
+        src["signal"] = sig
+        return src
+
+    first = await tvl_signal()
+    # and the signal itself: not enough history yet -> unknown with the reason
+    from bot import market_store
+    from policies import signals as S
+
+    engine = market_store.make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    series = market_store.tvl_series(engine, "tvl:tUSDC/tUSDT/500", 0)
+    assert series == [(first["as_of"], first["value"])]
+    assert first["signal"]["level"] == "unknown"
+    assert "history covers 0.0h, need 24h" in first["signal"]["reason"]
+
+    advance(sigchain, 25 * 3600)
+    for f in feeds:  # the feeds keep beating
+        sigchain.transact(f.functions.updateAnswer(100_000_000))
+    npm = sigchain.contract("NonfungiblePositionManager", sigchain.addresses["position_manager"])
+    liq = npm.functions.positions(big).call()[7]
+    sigchain.transact(npm.functions.decreaseLiquidity((big, liq, 0, 0, 2**63)))
+    sigchain.transact(npm.functions.collect((big, me, 2**128 - 1, 2**128 - 1)))
+    second = await tvl_signal()
+    assert second["as_of"] - first["as_of"] >= 25 * 3600
+    drop = (first["value"] - second["value"]) / first["value"]
+    assert drop == pytest.approx(0.6, abs=0.01)
+    series = market_store.tvl_series(engine, "tvl:tUSDC/tUSDT/500", 0)
+    assert len(series) == 2
+    reading = S.tvl_drop(series, second["as_of"])
+    assert reading.level.name == "CRISIS" and reading.evidence["drop"] == pytest.approx(drop)
+    assert second["signal"]["level"] == "crisis"
+    assert second["signal"]["evidence"]["drop"] == pytest.approx(drop)
+    levels = market_store.load_levels(engine)
+    assert levels["tvl:tUSDC/tUSDT/500:tvl_drop"].name == "CRISIS"
