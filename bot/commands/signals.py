@@ -127,7 +127,9 @@ async def collect(cfg: SignalsConfig, now: int, previous: dict[str, Level | None
                 return feed.venue, describe_error(exc, cfg.timeout_s)
 
         results = await asyncio.gather(*[history(f) for f in feeds])
+        currents = await asyncio.gather(*[f.current() for f in feeds])
         await asyncio.gather(*[f.close() for f in feeds])
+        sources.extend(r.as_dict(now) for r in currents)
         venues: dict[str, list[S.FundingPoint]] = {}
         for venue, res in results:
             if isinstance(res, str):

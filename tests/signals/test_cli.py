@@ -109,6 +109,10 @@ async def test_signals_json_end_to_end(tmp_path, sigchain):
                         "tvl_drop"}
     assert sig["funding"]["level"] == "crisis"  # the Binance spike
     assert sig["funding"]["evidence"]["venues"]["binanceusdm"]["latest_rate"] == 0.004
+    current = {s["name"]: s for s in doc["sources"] if s["name"].startswith("funding:")
+               and "value" in s}
+    assert current["funding:binanceusdm:ETH/USDT:USDT"]["value"] == CURRENT
+    assert current["funding:hyperliquid:ETH/USDC:USDC"]["extra"]["interval_hours"] == 1.0
     assert sig["term_structure"]["level"] == "crisis"
     assert sig["term_structure"]["evidence"]["front_iv"] == pytest.approx(0.905)
     assert sig["depeg"]["level"] == "elevated"  # Chainlink 0.993: -70 bps

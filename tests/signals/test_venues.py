@@ -327,7 +327,7 @@ async def test_defillama_protocol_tvl_and_errors():
     today = int(time.time()) // day * day
     series = [(today - (9 - i) * day, 4.0e9 - i * 1.0e8) for i in range(10)]
     srv = await V.defillama({"uniswap": series}).start()
-    llama = DefiLlama(base_url=srv.url, timeout_s=0.5)
+    llama = DefiLlama(base_url=srv.url, timeout_s=0.5, rate_limit=20)
     try:
         assert await llama.protocol_tvl("uniswap") == series
         r = await llama.latest("uniswap", today + 3600)
