@@ -133,12 +133,12 @@ async def collect(cfg: SignalsConfig, now: int, previous: dict[str, Level | None
         venues: dict[str, list[S.FundingPoint]] = {}
         for venue, res in results:
             if isinstance(res, str):
-                sources.append({"name": f"funding:{venue}:{und}", "status": "unknown",
+                sources.append({"name": f"funding_history:{venue}:{und}", "status": "unknown",
                                 "reason": res})
                 venues[venue] = []
             else:
                 venues[venue] = res
-                sources.append({"name": f"funding:{venue}:{und}", "status": "ok",
+                sources.append({"name": f"funding_history:{venue}:{und}", "status": "ok",
                                 "points": len(res), "latest_ts": res[-1].ts if res else None})
         key = f"{und}:"
         sigs = [S.funding(venues, now, previous.get(key + S.FUNDING))]
