@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,12 @@ from adapters.market.history import closes, iso, load_funding, load_ohlc, parse_
 from policies import signals as S
 from policies.types import Level
 
-HISTORY = Path("/work/shared/data/history")
-if not HISTORY.exists():  # a fresh clone elsewhere: the data set lives next to the repo
-    HISTORY = Path(__file__).resolve().parents[3] / "shared" / "data" / "history"
+# shared/ sits beside the clone (CI) or at /work/shared; LPHEDGE_HISTORY_DIR overrides
+_CANDIDATES = [os.environ.get("LPHEDGE_HISTORY_DIR", ""),
+               str(Path(__file__).resolve().parents[3] / "shared" / "data" / "history"),
+               "/work/shared/data/history"]
+HISTORY = next((Path(c) for c in _CANDIDATES if c and (Path(c) / "README.md").exists()),
+               Path(_CANDIDATES[1]))
 
 START = "2021-06-01T00:00:00Z"
 END = "2022-12-31T00:00:00Z"
