@@ -341,3 +341,24 @@ def test_property_unknown_in_unknown_out(how, prev):
     sigs = [S.iv_percentile(dvol, NOW, prev), S.tvl_drop(tvl, NOW, prev),
             S.rsi_macd(px, NOW, prev)]
     assert S.aggregate("ETH", sigs).level is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(front=st.floats(0.1, 3.0), back=st.floats(0.1, 3.0), bump=st.floats(0, 2.0),
+       prev=levels)
+def test_property_term_structure_monotone(front, back, bump, prev):
+    """A higher front IV (more backwardation) never lowers the level."""
+    curve = lambda f: [(NOW + 7 * DAY, f), (NOW + 60 * DAY, back)]  # noqa: E731
+    a = S.term_structure(curve(front), NOW, NOW, prev)
+    b = S.term_structure(curve(front + bump), NOW, NOW, prev)
+    assert a.level is not None and b.level is not None and a.level <= b.level
+
+
+@settings(max_examples=40, deadline=None)
+@given(bad=st.sampled_from([math.nan, math.inf, -0.5, 0.0, 50.0]), prev=levels,
+       age=st.integers(0, 900))
+def test_property_term_structure_unknown_in_unknown_out(bad, prev, age):
+    curve = [(NOW + 7 * DAY, bad), (NOW + 60 * DAY, 0.7)]
+    assert S.term_structure(curve, NOW - age, NOW, prev).level is None
+    fine = [(NOW + 7 * DAY, 0.8), (NOW + 60 * DAY, 0.7)]
+    assert S.term_structure(fine, NOW - 901, NOW, prev).level is None  # stale chain
