@@ -3,12 +3,13 @@ orientations, random chains with defects, random regimes, books, budgets and pol
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from decimal import ROUND_CEILING, Decimal
 from fractions import Fraction
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from policies.alvh import Decision, DecisionInputs, decide
@@ -44,7 +45,8 @@ LAYERS = ("short", "intermediate", "structural")
 
 
 @st.composite
-def policies(draw: st.DrawFn) -> Policy:
+def policies(draw: st.DrawFn, friendly: bool = False) -> Policy:
+    """Random valid policies; ``friendly`` ones have room to buy and roll."""
     def layer(min_days: float, max_days: float) -> dict[str, Any]:
         trig: dict[str, Any] = {}
         if draw(st.booleans()):
@@ -52,7 +54,7 @@ def policies(draw: st.DrawFn) -> Policy:
         sigs = draw(st.lists(st.sampled_from(SIGNALS), max_size=3, unique=True))
         trig["signals"] = {s: draw(st.sampled_from(["elevated", "stress", "crisis"]))
                            for s in sigs}
-        if not trig.get("min_level") and not trig["signals"]:
+        if friendly or (not trig.get("min_level") and not trig["signals"]):
             trig["min_level"] = "elevated"
         a = draw(st.floats(0.0, 0.1))
         return {
@@ -62,8 +64,8 @@ def policies(draw: st.DrawFn) -> Policy:
             "size": {"fraction_of_x_max": draw(st.floats(0.05, 1.0)),
                      "min_adjust_fraction": draw(st.floats(0.01, 0.3))},
             "roll": {"days_before_expiry": draw(st.floats(0.0, max_days * 0.6)),
-                     "max_strike_change": draw(st.floats(0.0, 0.1))},
-            "premium": {"max_pct_of_spot": draw(st.floats(0.005, 0.2))},
+                     "max_strike_change": draw(st.floats(0.05 if friendly else 0.0, 0.1))},
+            "premium": {"max_pct_of_spot": draw(st.floats(0.1 if friendly else 0.01, 0.25))},
             "hysteresis": {"levels": draw(st.integers(0, 2)),
                            "min_engaged_hours": draw(st.sampled_from([0.0, 24.0, 72.0]))},
         }
@@ -74,8 +76,10 @@ def policies(draw: st.DrawFn) -> Policy:
                    "max_quote_age_seconds": draw(st.sampled_from([60, 300, 3600]))},
         layers={"short": layer(0, 7), "intermediate": layer(15, 45),
                 "structural": layer(60, 120)},
-        budget={"share_of_expected_fees": draw(st.floats(0.0, 1.0)),
-                "session_cap_share": draw(st.floats(0.0, 1.0))},
+        budget={"share_of_expected_fees": draw(st.sampled_from([0.0, 0.1, 0.5, 1.0])
+                                               | st.floats(0.0, 1.0)),
+                "session_cap_share": draw(st.sampled_from([0.25, 0.1, 1.0])
+                                          | st.floats(0.0, 1.0))},
         perp={"enabled": draw(st.booleans()), "hedge_ratio": draw(st.floats(0, 1)),
               "rebalance_band": draw(st.floats(0.01, 0.5)),
               "venues": ["hyperliquid", "binanceusdm"]},
@@ -100,7 +104,10 @@ def regimes_from(draw: st.DrawFn, level: Level | None = None) -> tuple[Regime, .
 @st.composite
 def states(draw: st.DrawFn, level: Level | None = None,
            empty_book: bool = False) -> DecisionInputs:
-    policy = draw(policies())
+    friendly = draw(st.booleans())  # half the states: good quotes, money, engaged layers
+    policy = draw(policies(friendly))
+    if friendly and level is None:
+        level = draw(st.sampled_from(LEVELS[1:]))
     spot = draw(st.floats(800, 6000))
     pools = {True: f.pool(spot, eth_is_token0=True), False: f.pool(spot)}
     positions = []
@@ -109,47 +116,55 @@ def states(draw: st.DrawFn, level: Level | None = None,
         upper = lower * (1 + draw(st.floats(0.03, 1.5)))
         positions.append(f.position(100 + i, pools[draw(st.booleans())], lower, upper,
                                     draw(st.floats(0.2, 400))))
-    rnd = draw(st.randoms(use_true_random=False))
+    rnd = random.Random(draw(st.integers(0, 2**32)))  # bulk quote details from one seed
     now = f.NOW
     quotes: list[OptionQuote] = []
-    spacing = draw(st.sampled_from([25, 50, 100, 250]))
-    strikes = [float(k) for k in range(int(spot * 0.4) // spacing * spacing + spacing,
-                                       int(spot * 1.8), spacing)]
-    days = draw(st.lists(st.floats(-3, 130), min_size=1, max_size=5, unique=True))
+    spacing = max(5, int(spot * draw(st.sampled_from([0.015, 0.025, 0.04]))) // 5 * 5)
+    strikes = [float(k) for k in range(int(spot * 0.45) // spacing * spacing + spacing,
+                                       int(spot * 1.6), spacing)]
+    days = [draw(st.floats(0.2, 7)), draw(st.floats(15, 45)), draw(st.floats(60, 120)),
+            *draw(st.lists(st.floats(-3, 130), max_size=2))]
     for venue in ("deribit", "derive", "okx"):
         step = rnd.choice(["0.1", "1", "0.01"])
-        for d in days:
+        for d in sorted(set(days)):
             for k in strikes:
                 for kind in (OptionKind.PUT, OptionKind.CALL):
-                    if rnd.random() < 0.3:
+                    if rnd.random() < 0.2:
                         continue
                     inst = f.instrument(venue, k, d, kind, step, now=now)
                     if inst.expiry <= now:
                         q = OptionQuote(inst, 1.0, 1.1, 0.7, 100.0, spot, now - 10)
-                    else:
+                    elif friendly or rnd.random() < 0.8:  # a good quote
+                        q = f.quote(inst, spot, iv=rnd.uniform(0.3, 1.0),
+                                    spread=rnd.choice([0.01, 0.05]), oi=5000.0, age=10, now=now)
+                    else:  # one defect or another
                         q = f.quote(inst, spot, iv=rnd.uniform(0.3, 1.5),
-                                    spread=rnd.choice([0.01, 0.05, 0.2, 0.8]),
+                                    spread=rnd.choice([0.01, 0.05, 0.6, 1.2]),
                                     oi=rnd.choice([None, 0.0, 20.0, 100.0, 5000.0]),
                                     age=rnd.choice([-5, 10, 200, 5000]), now=now)
-                        if rnd.random() < 0.05:
+                        if rnd.random() < 0.2:
                             q = replace(q, bid=None)
-                        if rnd.random() < 0.05:
+                        if rnd.random() < 0.2:
                             q = replace(q, ask=None)
                     quotes.append(q)
     book = HedgeBook()
     if not empty_book:
         holdings: dict[tuple[str, str, str], OptionHolding] = {}
-        for _ in range(draw(st.integers(0, 6))):
-            if quotes and rnd.random() < 0.8:
-                inst = rnd.choice(quotes).instrument
+        live = [q for q in quotes if q.instrument.expiry > now and q.ask is not None]
+        for _ in range(draw(st.integers(0, 8))):
+            if live and rnd.random() < 0.85:
+                inst = rnd.choice(live).instrument
             else:
                 inst = f.instrument("deribit", rnd.choice(strikes), rnd.uniform(-5, 100),
                                     now=now)
             layer = rnd.choice([*LAYERS, "legacy"])
+            if friendly:  # the layer whose tenor it was bought in (rolls come due)
+                dte = inst.days_to_expiry(now)
+                layer = "short" if dte < 11 else "intermediate" if dte < 50 else "structural"
             size = inst.size_step * rnd.randint(1, 300)
             holdings[(*inst.key, layer)] = OptionHolding(inst, size, layer)
         engaged = tuple(LayerEngagement("ETH", name, now - rnd.randint(0, 200) * 3600)
-                        for name in LAYERS if rnd.random() < 0.4)
+                        for name in LAYERS if friendly or rnd.random() < 0.6)
         perps = tuple(PerpHolding(v, "ETH", Decimal(rnd.randint(-50000, 2000)) / 1000)
                       for v in ("hyperliquid", "binanceusdm") if rnd.random() < 0.4)
         book = HedgeBook(tuple(holdings[k] for k in sorted(holdings)), perps, engaged,
@@ -157,10 +172,13 @@ def states(draw: st.DrawFn, level: Level | None = None,
     perp_quotes = tuple(PerpQuote(v, "ETH", spot, rnd.choice([None, -0.0003, 0.0001, 0.0005]),
                                   now - rnd.choice([5, 100, 10_000]), Decimal("0.001"))
                         for v in ("hyperliquid", "binanceusdm", "dydx"))
-    fees = draw(st.integers(0, 50_000_000))
+    fees = draw(st.sampled_from([0, 10**6, 10**7, 10**8, 10**9, 10**11])) + draw(
+        st.integers(0, 10**6))  # cents of expected fee income
     total = int(Fraction(str(policy.budget.share_of_expected_fees)) * fees)
-    spent_total = draw(st.integers(0, max(total + 1000, 0)))
-    spent_session = draw(st.integers(0, max(total, 0)))
+    spent_total = draw(st.sampled_from([0, 0, 0, total // 2, total // 5 * 4, total + 1000]))
+    spent_session = draw(st.sampled_from([0, 0, total // 10, total // 3, total]))
+    if friendly:
+        fees, spent_total, spent_session = fees + 10**9, 0, 0
     return DecisionInputs(now=now, policy=policy, positions=tuple(positions),
                           regimes=regimes_from(draw, level), book=book,
                           budget=BudgetState(fees, spent_total, spent_session),
@@ -274,6 +292,9 @@ def test_never_sells_options_nor_adds_loss_below_the_range(inp: DecisionInputs) 
 @given(states())
 def test_idempotent_apply_then_decide_again_gives_nothing(inp: DecisionInputs) -> None:
     d = decide(inp)
+    for i in {i.action for i in d.intents}:
+        event(i)
+    event("clipped" if d.clips else "not clipped")
     again = replace(inp, book=apply_intents(inp.book, d.intents), budget=BudgetState(
         inp.budget.expected_fee_income_cents, inp.budget.spent_total_cents + d.spent_cents,
         inp.budget.spent_session_cents + d.spent_cents))
