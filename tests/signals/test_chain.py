@@ -33,6 +33,12 @@ def advance(chain, seconds: int) -> None:
     chain.anvil.rpc("evm_mine")
 
 
+def mine_at(chain, timestamp: int) -> None:
+    """The next block exactly at `timestamp` (anvil's clock follows from there)."""
+    chain.anvil.rpc("evm_setNextBlockTimestamp", [timestamp])
+    chain.anvil.rpc("evm_mine")
+
+
 def aw3(chain) -> AsyncWeb3:
     return AsyncWeb3(AsyncHTTPProvider(chain.url))
 
@@ -66,10 +72,12 @@ async def test_feed_read_depeg_and_staleness(sigchain, feed_artifact):
 
     # anvil's clock moves: at exactly the heartbeat still fresh, one second later stale
     updated = r.as_of
-    advance(sigchain, HEARTBEAT - (chain_now(sigchain) - updated))
+    advance(sigchain, HEARTBEAT - 600)  # evm_increaseTime + evm_mine: still fresh
+    assert (await feed.read()).value == 0.994
+    mine_at(sigchain, updated + HEARTBEAT)  # the edges exactly
     assert chain_now(sigchain) - updated == HEARTBEAT
     assert (await feed.read()).value == 0.994
-    advance(sigchain, 1)
+    mine_at(sigchain, updated + HEARTBEAT + 1)
     stale = await feed.read()
     assert stale.value is None
     assert stale.reason == f"stale: {HEARTBEAT + 1}s old, bound {HEARTBEAT}s"
