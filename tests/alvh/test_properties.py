@@ -3,6 +3,7 @@ orientations, random chains with defects, random regimes, books, budgets and pol
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import replace
 from decimal import ROUND_CEILING, Decimal
@@ -282,7 +283,7 @@ def test_never_sells_options_nor_adds_loss_below_the_range(inp: DecisionInputs) 
                 elif isinstance(i, AdjustPerp) and i.delta < 0:
                     pay += float(-i.delta) * (spot - p)
             payoffs.append(pay)
-        assert all(b >= a - 1e-6 for a, b in zip(payoffs, payoffs[1:], strict=False))
+        assert all(b >= a - 1e-6 for a, b in itertools.pairwise(payoffs))
 
 
 # ------------------------------------------------------------------ idempotent

@@ -1,0 +1,210 @@
+"""Policy file: validation errors name the field (and allowed values); canonical bytes/hash."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from Crypto.Hash import keccak as pycryptodome_keccak
+
+from policies.policy_file import (
+    PolicyError,
+    canonical_bytes,
+    load_policy,
+    parse_policy,
+    policy_from_dict,
+    policy_hash,
+    policy_hash_hex,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "policy.toml"
+BASE: dict[str, Any] = tomllib.loads(EXAMPLE.read_text())
+
+
+def mutate(path: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    node: Any = data
+    parts = path.split(".")
+    for p in parts[:-1]:
+        node = node[int(p)] if p.isdigit() else node.setdefault(p, {})
+    if value is DELETE:
+        del node[parts[-1]]
+    else:
+        node[parts[-1]] = value
+    return data
+
+
+DELETE = object()
+
+
+def test_example_policy_loads_with_the_documented_values() -> None:
+    p = load_policy(str(EXAMPLE))
+    assert p.version == "2026-11-21.1"
+    assert p.layer_order() == ["short", "intermediate", "structural"]
+    assert (p.layers["short"].min_days, p.layers["short"].max_days) == (0, 7)
+    assert (p.layers["intermediate"].min_days, p.layers["intermediate"].max_days) == (15, 45)
+    assert p.layers["structural"].min_days == 60
+    assert p.layers["intermediate"].strike.put_offset == (0.05, 0.07)
+    assert p.budget.session_cap_share == 0.25
+    assert p.governance.single_owner_may_tighten is True
+    assert p.governance.override_max_ttl_hours == 72
+    assert p.coverage[0].pool == "0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640"
+
+
+def test_defaults_give_three_layers_and_safe_governance() -> None:
+    p = parse_policy('version = "1"\n[[coverage]]\nunderlying = "ETH"\n'
+                     'pool = "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640"\n'
+                     'underlying_token = "token1"\n')
+    assert p.layer_order() == ["short", "intermediate", "structural"]
+    assert p.governance.single_owner_may_tighten is False
+    assert p.governance.override_max_ttl_hours == 72
+    assert p.budget.session_cap_share == 0.25
+    assert p.layers["intermediate"].trigger.signals == {"iv_percentile": "elevated"}
+    assert p.layers["short"].trigger.signals == {"term_structure": "elevated"}
+    assert p.layers["structural"].trigger.signals == {"tvl_drop": "elevated"}
+    assert p.perp.enabled is False and p.depeg.action == "exit_lp"
+
+
+# ------------------------------------------------------------------ canonical form and hash
+
+
+def test_hash_is_keccak256_of_sorted_compact_json() -> None:
+    p = load_policy(str(EXAMPLE))
+    raw = canonical_bytes(p)
+    assert raw == json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    k = pycryptodome_keccak.new(digest_bits=256)
+    k.update(raw)
+    assert policy_hash(p) == k.digest() and len(policy_hash(p)) == 32
+    assert policy_hash_hex(p) == "0x" + k.hexdigest()
+
+
+def test_formatting_comments_order_and_explicit_defaults_do_not_change_the_hash() -> None:
+    text = EXAMPLE.read_text()
+    h = policy_hash(parse_policy(text))
+    no_comments = "\n".join(line.split(" #")[0].rstrip() if not line.startswith("#") else ""
+                            for line in text.splitlines())
+    assert policy_hash(parse_policy(no_comments)) == h
+    spaced = text.replace(" = ", "     =   ").replace("\n", "\n\n")
+    assert policy_hash(parse_policy(spaced)) == h
+    # same data, keys in another order, tables written another way, defaults spelled out
+    data = tomllib.loads(text)
+    reordered = dict(reversed(list(data.items())))
+    reordered["layers"] = dict(reversed(list(data["layers"].items())))
+    reordered["liquidity"] = {**data["liquidity"]}
+    reordered["layers"]["short"]["strike"]["tolerance"] = 0.02  # the default
+    reordered["coverage"][0]["pool"] = data["coverage"][0]["pool"].upper().replace("0X", "0x")
+    assert policy_hash(policy_from_dict(reordered)) == h
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("layers.intermediate.size.fraction_of_x_max", 0.36),
+    ("venues.options", ["deribit"]),
+    ("coverage.0.token_ids", [1]),
+    ("governance.single_owner_may_tighten", False),
+    ("version", "2026-11-21.2"),
+    ("budget.session_cap_share", 0.2),
+    ("layers.short.trigger", {"min_level": "crisis"}),
+])
+def test_any_semantic_change_changes_the_hash(path: str, value: Any) -> None:
+    h = policy_hash(policy_from_dict(BASE))
+    assert policy_hash(policy_from_dict(mutate(path, value))) != h
+
+
+# ------------------------------------------------------------------ bad policy files
+
+
+@pytest.mark.parametrize(("path", "value", "field", "says"), [
+    # wrong types
+    ("layers.intermediate.size.fraction_of_x_max", "half",
+     "layers.intermediate.size.fraction_of_x_max", "valid number"),
+    ("layers.short.min_days", "0", "layers.short.min_days", "valid number"),
+    ("governance.single_owner_may_tighten", "yes", "governance.single_owner_may_tighten",
+     "valid boolean"),
+    ("version", 3, "version", "valid string"),
+    ("coverage.0.token_ids", "all", "coverage[0].token_ids", "valid array"),
+    # negative caps and limits
+    ("budget.share_of_expected_fees", -0.5, "budget.share_of_expected_fees",
+     "greater than or equal to 0"),
+    ("budget.session_cap_share", -0.25, "budget.session_cap_share", "greater than or equal to 0"),
+    ("budget.session_cap_share", 1.5, "budget.session_cap_share", "less than or equal to 1"),
+    ("layers.short.premium.max_pct_of_spot", -0.01, "layers.short.premium.max_pct_of_spot",
+     "greater than 0"),
+    ("liquidity.min_open_interest", -5, "liquidity.min_open_interest",
+     "greater than or equal to 0"),
+    ("governance.override_max_ttl_hours", -1, "governance.override_max_ttl_hours",
+     "greater than 0"),
+    # overlapping tenors
+    ("layers.intermediate.min_days", 5, "layers.intermediate.min_days",
+     "tenor 5-45 days overlaps layer 'short' (0-7 days)"),
+    ("layers.structural.min_days", 40, "layers.structural.min_days",
+     "overlaps layer 'intermediate'"),
+    # unknown venue (the allowed ones are listed)
+    ("venues.options", ["deribit", "ftx"], "venues.options[1]",
+     "'deribit', 'derive', 'okx', 'bybit', 'binance', 'panoptic' or 'paper'"),
+    ("perp.venues", ["mango"], "perp.venues[0]", "'hyperliquid'"),
+    # strike inside the range
+    ("layers.short.strike", {"put_offset": [-0.02, 0.05]}, "layers.short.strike.put_offset",
+     "strike inside the range"),
+    ("layers.structural.strike", {"call_offset": [-0.1, 0.0], "calls": True},
+     "layers.structural.strike.call_offset", "strike inside the range"),
+    ("layers.short.strike", {"put_offset": [0.07, 0.05]}, "layers.short.strike.put_offset",
+     "min <= max"),
+    # names outside the closed sets
+    ("layers.short.trigger", {"signals": {"vix": "elevated"}}, "layers.short.trigger.signals.vix",
+     "unknown name; input should be 'iv_percentile', 'term_structure', 'tvl_drop'"),
+    ("layers.short.trigger", {"min_level": "panic"}, "layers.short.trigger.min_level",
+     "'elevated', 'stress' or 'crisis'"),
+    ("layers.short.trigger", {"min_level": "calm"}, "layers.short.trigger.min_level",
+     "'elevated', 'stress' or 'crisis'"),
+    ("layers.short.trigger", {}, "layers.short.trigger", "needs min_level and/or signals"),
+    ("coverage.0.underlying_token", "token2", "coverage[0].underlying_token",
+     "'token0' or 'token1'"),
+    ("depeg.action", "panic_sell", "depeg.action", "'exit_lp' or 'alert_only'"),
+    # structure
+    ("layers.short.sizes", 1, "layers.short.sizes",
+     "unknown field (allowed: hysteresis, max_days, min_days, premium, roll, size, strike, "
+     "trigger)"),
+    ("budgett", {}, "budgett", "unknown field (allowed: budget, coverage"),
+    ("coverage", [], "coverage", "at least 1 item"),
+    ("coverage.0.pool", "0x1234", "coverage[0].pool", "0x-prefixed 20-byte hex address"),
+    ("layers.short.roll.days_before_expiry", 7, "layers.short",
+     "roll.days_before_expiry 7 must be < max_days 7"),
+    ("layers.short.min_days", 8, "layers.short", "min_days 8 must be < max_days 7"),
+    ("layers.short.size", DELETE, "layers.short.size", "required field missing"),
+    ("layers.Short", BASE["layers"]["short"], "layers.Short", "lower-case identifiers"),
+])
+def test_bad_policy_files_give_one_line_errors_naming_the_field(path: str, value: Any,
+                                                              field: str, says: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        policy_from_dict(mutate(path, value))
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(field + ":") or msg.startswith(field + " "), msg
+    assert says in msg, msg
+
+
+def test_layer_mutations_that_remove_the_default_key_still_name_it() -> None:
+    data = mutate("layers.intermediate.size.fraction_of_x_max", 0)
+    with pytest.raises(PolicyError, match=r"^layers\.intermediate\.size\.fraction_of_x_max: "
+                                          r"Input should be greater than 0"):
+        policy_from_dict(data)
+
+
+def test_toml_syntax_and_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"^TOML syntax: .*line 2"):
+        parse_policy('version = "1"\nthis is not toml\n')
+    with pytest.raises(PolicyError, match=r"^cannot read: No such file"):
+        load_policy(str(tmp_path / "missing.toml"))
+    bad = tmp_path / "nan.toml"
+    bad.write_text(EXAMPLE.read_text().replace("max_spread = 0.15", "max_spread = nan"))
+    with pytest.raises(PolicyError, match="finite"):
+        load_policy(str(bad))
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(PolicyError, match="UTF-8"):
+        load_policy(str(binary))
