@@ -1,0 +1,109 @@
+"""`lphedge plan`: the real entry point in a subprocess (exit codes, stderr, JSON)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policies.alvh import decide
+from policies.policy_file import load_policy, policy_hash_hex
+from policies.state_file import StateError, parse_state
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = ROOT / "examples" / "state.json"
+POLICY = ROOT / "examples" / "policy.toml"
+
+
+def lphedge(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_plan_json_is_the_decision_of_the_example_state() -> None:
+    out = lphedge("plan", "--state", str(STATE), "--policy", str(POLICY), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    policy = load_policy(str(POLICY))
+    d = decide(parse_state(STATE.read_text(), policy))
+    assert data["policy_hash"] == policy_hash_hex(policy) == d.policy_hash
+    assert [i["action"] for i in data["intents"]] == [i.action for i in d.intents]
+    assert data["spent_cents"] == d.spent_cents
+    # the example shows every kind of reasoning an owner reviews
+    actions = {i["action"] for i in data["intents"]}
+    assert {"engage_layer", "roll_option", "open_option", "adjust_perp"} <= actions
+    assert any("clipped" in i["reason"] and "session cap" in i["reason"]
+               for i in data["intents"])
+    assert data["spent_cents"] <= data["budget"]["remaining_session_cents"]
+    roll = next(i for i in data["intents"] if i["action"] == "roll_option")
+    assert roll["close_instrument"]["symbol"] == "ETH-27NOV26-2400-P"
+    assert roll["open_size"] == "4.0"
+
+
+def test_plan_table_shows_reasons() -> None:
+    out = lphedge("plan", "--state", str(STATE), "--policy", str(POLICY))
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for needle in ("hash 0x", "Layers", "intermediate", "structural", "roll intermediate",
+                   "iv_percentile elevated", "clip", "perp delta hedge", "net delta"):
+        assert needle in text, needle
+
+
+@pytest.mark.parametrize(("policy_text", "says"), [
+    ('version = "1"\n[budget]\nsession_cap_share = -0.25\n[[coverage]]\nunderlying = "ETH"\n'
+     'pool = "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640"\nunderlying_token = "token1"\n',
+     "budget.session_cap_share: Input should be greater than or equal to 0 (got -0.25)"),
+    ('version = "1"\n[venues]\noptions = ["ftx"]\n[[coverage]]\nunderlying = "ETH"\n'
+     'pool = "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640"\nunderlying_token = "token1"\n',
+     "venues.options[0]: Input should be 'deribit', 'derive'"),
+    ("version = \n", "TOML syntax"),
+])
+def test_bad_policy_file_is_one_line_exit_2(tmp_path: Path, policy_text: str, says: str) -> None:
+    bad = tmp_path / "policy.toml"
+    bad.write_text(policy_text)
+    out = lphedge("plan", "--state", str(STATE), "--policy", str(bad))
+    assert out.returncode == 2
+    assert out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+    assert lines[0].startswith(f"error: {bad}: ")
+    assert says in lines[0]
+
+
+def test_bad_state_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    state = json.loads(STATE.read_text())
+    state["positions"][0]["pool"] = "0x" + "12" * 20
+    bad = tmp_path / "state.json"
+    bad.write_text(json.dumps(state))
+    out = lphedge("plan", "--state", str(bad), "--policy", str(POLICY), "--json")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip() == (f"error: {bad}: positions[0].pool: 0x{'12' * 20} "
+                                  f"is not in pools")
+    missing = lphedge("plan", "--state", str(tmp_path / "nope.json"), "--policy", str(POLICY))
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"error: {tmp_path / 'nope.json'}: cannot read: " \
+                                     f"No such file or directory"
+
+
+@pytest.mark.parametrize(("mutate", "says"), [
+    (lambda s: s.pop("now"), "now: required field missing"),
+    (lambda s: s.update(now="yesterday"), "now: not an ISO 8601 time"),
+    (lambda s: s["quotes"][0].update(kind="straddle"), "quotes[0].kind: Input should be 'put' or"),
+    (lambda s: s["book"]["options"][0].update(size="-4"), "book.options[0].size: Input should "
+                                                          "be greater than 0"),
+    (lambda s: s["regimes"][0].update(level="panic"), "regimes[0].level: Input should be"),
+    (lambda s: s["budget"].update(expected_fee_income_usd="lots"), "budget.expected_fee_income"),
+    (lambda s: s.update(extra=1), "extra: unknown field (allowed: book, budget, now"),
+    (lambda s: s["pools"][0].update(tick=10**7), "pools[0]: "),
+    (lambda s: s["positions"][0].update(tick_lower=s["positions"][0]["tick_upper"]),
+     "positions[0].tick_lower: must be < tick_upper"),
+])
+def test_state_errors_name_the_field(mutate, says: str) -> None:  # type: ignore[no-untyped-def]
+    state = json.loads(STATE.read_text())
+    mutate(state)
+    with pytest.raises(StateError) as info:
+        parse_state(json.dumps(state), load_policy(str(POLICY)))
+    assert says in str(info.value) and "\n" not in str(info.value)
