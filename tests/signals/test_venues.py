@@ -354,3 +354,45 @@ def test_reading_checks():
     assert "future" in r.checked(100).reason
     assert "not finite" in Reading("x", math.inf, 1000, "s", 60).checked(1000).reason
     assert "no timestamp" in Reading("x", 1.0, None, "s", 60).checked(1000).reason
+
+
+@pytest.mark.parametrize("rate,why", [(0.5, "absurd funding rate 0.5 per interval"),
+                                      (math.nan, "fundingRate is not finite")])
+async def test_absurd_or_nan_funding_is_unknown(rate, why):
+    now = wall_ms()
+    srv = await start_venue("bybit", now, current=rate)
+    feed = FundingFeed.create("bybit", api_url=srv.url, timeout_s=3)
+    try:
+        r = await feed.current()
+    finally:
+        await feed.close()
+        await srv.stop()
+    assert r.value is None and why in r.reason, r.reason
+
+
+@pytest.mark.parametrize("iv,why", [(-12.0, "mark_iv is not positive"),
+                                    (9000.0, "absurd mark_iv 9000")])
+async def test_negative_or_absurd_mark_iv_refused(iv, why):
+    now = wall_ms()
+    book = [V.OptionQuote(q.expiry_ms, q.strike, q.kind, iv) for q in option_book(now)]
+    srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT, options=book).start()
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    try:
+        with pytest.raises(Exception, match=why):
+            await vol.term_structure()
+    finally:
+        await vol.close()
+        await srv.stop()
+
+
+async def test_negative_dvol_is_unknown():
+    now = wall_ms()
+    srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT,
+                          dvol=[(now // D * D - D, 60.0), (now // D * D, -4.0)]).start()
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    try:
+        r = await vol.latest_dvol(now // 1000)
+    finally:
+        await vol.close()
+        await srv.stop()
+    assert r.value is None and "DVOL value is not positive" in r.reason
