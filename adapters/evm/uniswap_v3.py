@@ -1,7 +1,8 @@
 """Read Uniswap v3 positions of an owner from any v3-compatible NonfungiblePositionManager.
 
 Everything goes through Multicall3 with chunks batched into one HTTP request, so the
-number of round trips is fixed (cold: 5, warm: 1) whatever the number of positions.
+number of round trips is fixed (cold: 5, warm: 1) whatever the number of positions;
+all chunks of a read see the same block.
 What never changes for a token id (tokens, fee, ticks), a pool's address and a token's
 decimals are cached; the owner's id list is re-read every ``ids_refresh_every`` reads
 or on demand (a Transfer changes it).
@@ -15,10 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-from adapters.evm.multicall import Call, Result, aggregate3
+from adapters.evm.multicall import Call, Result, aggregate3, aggregate3_consistent
 from adapters.evm.rpc import JsonRpc
 from policies.types import PoolState, Position, TickFeeGrowth, Token
 
@@ -28,6 +28,7 @@ def _sel(signature: str) -> bytes:
 
 
 BALANCE_OF = _sel("balanceOf(address)")
+OWNER_OF = _sel("ownerOf(uint256)")
 TOKEN_OF_OWNER_BY_INDEX = _sel("tokenOfOwnerByIndex(address,uint256)")
 POSITIONS = _sel("positions(uint256)")
 FACTORY = _sel("factory()")
@@ -106,6 +107,7 @@ class UniswapV3Reader:
     _pools: dict[tuple[str, str, int], str] = field(default_factory=dict)
     _spacing: dict[str, int] = field(default_factory=dict)
     _tokens: dict[str, Token] = field(default_factory=dict)
+    last_block: int = 0  # the block the last read saw
 
     def __post_init__(self) -> None:
         self.position_manager = to_checksum_address(self.position_manager)
@@ -178,39 +180,65 @@ class UniswapV3Reader:
 
     # --------------------------------------------------------------- read
     async def read(self, owner: str, *, refresh_ids: bool = False) -> list[Position]:
-        """Every position of `owner` with its pool state and both ticks' fee growth."""
+        """Every position of `owner` with its pool state and both ticks' fee growth.
+
+        Warm reads check balanceOf(owner) and ownerOf(id) in the same round trip; a
+        position transferred in, out or burned since the id list was read triggers a
+        refresh of the list at once, so the watched set is never stale.
+        """
         owner = to_checksum_address(owner)
         ids = self._ids.get(owner)
         if ids is None or refresh_ids or self._reads.get(owner, 0) >= self.ids_refresh_every:
             ids = await self.token_ids(owner)
         self._reads[owner] = self._reads.get(owner, 0) + 1
-        if not ids:
-            return []
-        unknown = [i for i in ids if i not in self._static]
-        if unknown:
-            results = await self._call([Call(self.position_manager, POSITIONS + _u256(i)) for i in unknown])
-            raw = {}
-            for i, r in zip(unknown, results, strict=True):
-                if not r.success:
-                    raise ReadError(f"{self.position_manager}: positions({i}) reverted")
-                raw[i] = r.data
-            await self._learn(raw)
-        return await self._read_dynamic(owner, ids)
+        for _attempt in range(3):
+            if not ids:
+                return []
+            await self._learn_ids(ids)
+            positions = await self._read_dynamic(owner, ids)
+            if positions is not None:
+                return positions
+            ids = await self.token_ids(owner)  # the owner's set changed: read it again
+        raise ReadError(f"positions of {owner} keep changing while being read")
 
-    async def _read_dynamic(self, owner: str, ids: list[int]) -> list[Position]:
-        """One round trip: positions, pool state and tick fee growth, all at once."""
+    async def _learn_ids(self, ids: list[int]) -> None:
+        unknown = [i for i in ids if i not in self._static]
+        if not unknown:
+            return
+        results = await self._call([Call(self.position_manager, POSITIONS + _u256(i)) for i in unknown])
+        raw = {}
+        for i, r in zip(unknown, results, strict=True):
+            if not r.success:
+                raise ReadError(f"{self.position_manager}: positions({i}) reverted")
+            raw[i] = r.data
+        await self._learn(raw)
+
+    async def _read_dynamic(self, owner: str, ids: list[int]) -> list[Position] | None:
+        """One round trip: positions, ownership, pool state and tick fee growth, all at once.
+
+        None when the owner's set of positions is no longer `ids`."""
         npm = self.position_manager
         pools = sorted({self._pool_of(i) for i in ids})
         ticks = sorted({(self._pool_of(i), t) for i in ids for t in (self._static[i].tick_lower, self._static[i].tick_upper)})
         need_spacing = [p for p in pools if p not in self._spacing]
-        calls = [Call(npm, POSITIONS + _u256(i)) for i in ids]
+        calls = [Call(npm, BALANCE_OF + _addr_arg(owner))]
+        calls += [Call(npm, OWNER_OF + _u256(i)) for i in ids]
+        calls += [Call(npm, POSITIONS + _u256(i)) for i in ids]
         for p in pools:
             calls += [Call(p, SLOT0), Call(p, LIQUIDITY), Call(p, FEE_GROWTH_GLOBAL0), Call(p, FEE_GROWTH_GLOBAL1)]
-        calls += [Call(p, TICKS + encode(["int24"], [t])) for p, t in ticks]
+        calls += [Call(p, TICKS + (t % (1 << 256)).to_bytes(32, "big")) for p, t in ticks]  # int24 arg
         calls += [Call(p, TICK_SPACING) for p in need_spacing]
-        results = await self._call(calls)
+        self.last_block, results = await aggregate3_consistent(
+            self.rpc, self.multicall, calls, chunk_size=self.chunk_size
+        )
 
         n = len(ids)
+        balance, owners, results = results[0], results[1 : 1 + n], results[1 + n :]
+        if not balance.success or _word(balance.data, 0) != n:
+            return None
+        owner_word = _addr_arg(owner)  # compare raw words: checksumming 1,000 addresses is slow
+        if any(not r.success or r.data[:32] != owner_word for r in owners):
+            return None
         pos_raw = results[:n]
         pool_raw = results[n : n + 4 * len(pools)]
         tick_raw = results[n + 4 * len(pools) : n + 4 * len(pools) + len(ticks)]

@@ -68,9 +68,10 @@ async def test_requests_do_not_grow_with_positions(many: DevChain) -> None:
     assert set(warm.values()) == {1}, warm  # one JSON-RPC batch per tick
     for n in SIZES:
         pools = min(n, 3)
-        distinct_ticks_upper_bound = 2 * n
-        calls_upper = n + 4 * pools + distinct_ticks_upper_bound
-        assert eth_calls[n] <= math.ceil(calls_upper / CHUNK), (n, eth_calls[n])
+        # balanceOf + ownerOf and positions per id + 4 per pool + at most 2 ticks per id,
+        # with one block stamp per chunk
+        calls_upper = 1 + 2 * n + 4 * pools + 2 * n
+        assert eth_calls[n] <= math.ceil(calls_upper / (CHUNK - 1)), (n, eth_calls[n])
     assert eth_calls[1000] >= 3  # the batch really was split under the chunk size
 
 
@@ -103,3 +104,54 @@ async def test_timeout_then_unavailable(devchain: DevChain) -> None:
     finally:
         await rpc.close()
         await slow.stop()
+
+
+async def test_warm_read_follows_transfers_in_and_out(devchain: DevChain) -> None:
+    """The cached id list never goes stale: a transfer out or a new position shows at once."""
+    from eth_account import Account
+
+    from adapters.anvil import ANVIL_KEYS
+
+    holder, other = Account.from_key(ANVIL_KEYS[8]).address, Account.from_key(ANVIL_KEYS[9]).address
+    pool = devchain.pools["WETH/USDC/500"]
+    _, tick = devchain.slot0(pool)
+    base = tick - tick % 10
+    assert devchain.mint_many(pool, [(base - 100, base + 100, 10**6, 10**15)] * 3, recipient=holder) == 3
+    proxy = await CountingProxy(devchain.url).start()
+    rpc = RpcPool([proxy.url])
+    npm = devchain.contract("NonfungiblePositionManager", devchain.addresses["position_manager"])
+    try:
+        reader = UniswapV3Reader(rpc, devchain.addresses["position_manager"], devchain.addresses["multicall3"])
+        first = await reader.read(holder)
+        assert len(first) == 3
+        gone = first[0].token_id
+        devchain.transact(npm.functions.transferFrom(holder, other, gone), sender=holder)
+        proxy.reset()
+        after_out = await reader.read(holder)
+        assert {p.token_id for p in after_out} == {p.token_id for p in first} - {gone}
+        assert proxy.http_requests == 1 + 2 + 1  # stale read, id list (2), fresh read
+        devchain.mint_many(pool, [(base - 200, base + 200, 10**6, 10**15)], recipient=holder)
+        after_in = await reader.read(holder)
+        assert len(after_in) == 3 and gone not in {p.token_id for p in after_in}
+        assert {p.token_id for p in after_out} < {p.token_id for p in after_in}
+    finally:
+        await rpc.close()
+        await proxy.stop()
+
+
+async def test_every_chunk_is_read_at_one_block(devchain: DevChain) -> None:
+    """A block landing between the chunks of a read makes it re-read pinned to one block."""
+    from adapters.evm.multicall import GET_BLOCK_NUMBER, Call, aggregate3_consistent
+
+    proxy = await CountingProxy(devchain.url, mine_inside_batches=True).start()
+    rpc = RpcPool([proxy.url])
+    mc = devchain.addresses["multicall3"]
+    try:
+        calls = [Call(mc, GET_BLOCK_NUMBER) for _ in range(10)]
+        block, results = await aggregate3_consistent(rpc, mc, calls, chunk_size=3)
+        seen = {int.from_bytes(r.data, "big") for r in results}
+        assert seen == {block}  # every call answered at the same block
+        assert proxy.http_requests == 2  # the straddling read, then the pinned one
+    finally:
+        await rpc.close()
+        await proxy.stop()

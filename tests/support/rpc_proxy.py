@@ -21,6 +21,7 @@ class CountingProxy:
     upstream: str
     delay: float = 0.0
     fail: bool = False
+    mine_inside_batches: bool = False  # mine a block between the items of a batch
     http_requests: int = 0
     calls: Counter[str] = field(default_factory=Counter)
     _runner: web.AppRunner | None = None
@@ -46,10 +47,23 @@ class CountingProxy:
         if self.fail:
             return web.Response(status=503, text="unavailable")
         assert self._session is not None
+        if self.mine_inside_batches and isinstance(payload, list) and len(payload) > 1:
+            answers = []
+            for item in payload:
+                answers.append(await self._post(json.dumps(item).encode()))
+                await self._post(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "evm_mine", "params": []}).encode())
+            return web.json_response(answers)
         async with self._session.post(
             self.upstream, data=body, headers={"Content-Type": "application/json"}
         ) as resp:
             return web.Response(body=await resp.read(), status=resp.status, content_type="application/json")
+
+    async def _post(self, body: bytes) -> object:
+        assert self._session is not None
+        async with self._session.post(
+            self.upstream, data=body, headers={"Content-Type": "application/json"}
+        ) as resp:
+            return await resp.json()
 
     async def start(self) -> CountingProxy:
         self._session = aiohttp.ClientSession()
