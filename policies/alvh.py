@@ -227,6 +227,11 @@ class Decision:
     spent_cents: int
     exposures: tuple[Exposure, ...] = field(default=())
 
+    @property
+    def target_book(self) -> HedgeBook:
+        """The hedge book the intents lead to (options, perps, engaged layers, exits)."""
+        return self.book_after
+
 
 # ------------------------------------------------------------------------------ helpers
 

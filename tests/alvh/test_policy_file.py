@@ -91,6 +91,9 @@ def test_formatting_comments_order_and_explicit_defaults_do_not_change_the_hash(
     assert policy_hash(parse_policy(no_comments)) == h
     spaced = text.replace(" = ", "     =   ").replace("\n", "\n\n")
     assert policy_hash(parse_policy(spaced)) == h
+    as_floats = text.replace("min_days = 0\n", "min_days = 0.0\n").replace(
+        "max_days = 7\n", "max_days = 7.000\n")
+    assert as_floats != text and policy_hash(parse_policy(as_floats)) == h
     # same data, keys in another order, tables written another way, defaults spelled out
     data = tomllib.loads(text)
     reordered = dict(reversed(list(data.items())))
