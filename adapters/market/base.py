@@ -147,7 +147,25 @@ class Guard:
 
 
 class FundingSource(Protocol):
+    """Funding of one perp on one venue (adapters.market.funding.FundingFeed)."""
+
+    @property
+    def name(self) -> str: ...
+
     async def current(self) -> Reading: ...
+
+    async def history(self, since_s: int, limit: int | None = None,
+                      until_s: int | None = None) -> list[Any]: ...
+
+
+class PriceSource(Protocol):
+    """One price of a stable in its peg unit: a Chainlink feed, a Uniswap pool, a CEX book
+    (adapters.market.stables); interchangeable for the depeg signal."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def read(self) -> Reading: ...
 
 
 def finite(value: Any, what: str, *, positive: bool = False) -> float:

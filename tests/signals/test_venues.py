@@ -396,3 +396,24 @@ async def test_negative_dvol_is_unknown():
         await vol.close()
         await srv.stop()
     assert r.value is None and "DVOL value is not positive" in r.reason
+
+
+def test_sources_satisfy_their_protocols():
+    from adapters.market.base import FundingSource, PriceSource
+    from adapters.market.stables import ChainlinkFeed, UniswapStablePool
+
+    def takes_funding(s: FundingSource) -> str:
+        return s.name
+
+    def takes_price(s: PriceSource) -> str:
+        return s.name
+
+    feed = FundingFeed.create("okx", api_url="http://127.0.0.1:9")
+    assert takes_funding(feed) == "funding:okx:ETH/USDT:USDT"
+    book = CexBook.create("binance", "USDC/USDT", api_url="http://127.0.0.1:9")
+    assert takes_price(book) == "binance:USDC/USDT"
+    assert takes_price(ChainlinkFeed(None, "0x0", "USDC/USD")) == "chainlink:USDC/USD"  # type: ignore[arg-type]
+    assert takes_price(UniswapStablePool(None, "0x0", "A/B/5")) == "uniswap:A/B/5"  # type: ignore[arg-type]
+    import asyncio
+    asyncio.run(feed.close())
+    asyncio.run(book.close())
