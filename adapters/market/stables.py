@@ -12,7 +12,7 @@ never raising on outside failures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -81,13 +81,17 @@ class ChainlinkFeed:
     label: str  # e.g. "USDC/USD"
     heartbeat_s: int = 86400
     guard: Guard | None = None
+    _guard: Guard = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:  # one throttle per source, kept across reads
+        self._guard = self.guard or Guard(self.name, timeout_s=10.0)
 
     @property
     def name(self) -> str:
         return f"chainlink:{self.label}"
 
     async def read(self) -> Reading:
-        guard = self.guard or Guard(self.name, timeout_s=10.0)
+        guard = self._guard
         contract = self.w3.eth.contract(address=AsyncWeb3.to_checksum_address(self.address),
                                         abi=AGGREGATOR_V3_ABI)
         block_ts = 0
@@ -131,13 +135,17 @@ class UniswapStablePool:
     asset_is_token0: bool = True
     max_age_s: int = 120
     guard: Guard | None = None
+    _guard: Guard = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:  # one throttle per source, kept across reads
+        self._guard = self.guard or Guard(self.name, timeout_s=10.0)
 
     @property
     def name(self) -> str:
         return f"uniswap:{self.label}"
 
     async def read(self) -> Reading:
-        guard = self.guard or Guard(self.name, timeout_s=10.0)
+        guard = self._guard
         pool = self.w3.eth.contract(address=AsyncWeb3.to_checksum_address(self.pool),
                                     abi=POOL_ABI)
         block_ts = 0

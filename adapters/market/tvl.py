@@ -7,7 +7,7 @@ feeds); an unknown price makes the TVL unknown. Samples are kept in the store
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -24,6 +24,10 @@ class PoolTvl:
     label: str
     max_age_s: int = 600
     guard: Guard | None = None
+    _guard: Guard = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:  # one throttle per source, kept across reads
+        self._guard = self.guard or Guard(self.name, timeout_s=10.0)
 
     @property
     def name(self) -> str:
@@ -46,7 +50,7 @@ class PoolTvl:
 
     async def read(self, price0: Reading, price1: Reading) -> Reading:
         """TVL in USD given USD prices of token0 and token1 (readings, checked by caller)."""
-        guard = self.guard or Guard(self.name, timeout_s=10.0)
+        guard = self._guard
         block_ts = 0
 
         async def fetch() -> Reading:
