@@ -341,7 +341,7 @@ def _chain(quotes: Iterable[OptionQuote], policy: Policy, layer: Layer, now: int
         if k not in by_strike or cand.sort_key < by_strike[k].sort_key:
             by_strike[k] = cand
     strikes = sorted(by_strike)
-    return _Chain(strikes, [by_strike[k] for k in strikes], dict(rejected))
+    return _Chain(strikes, [by_strike[k] for k in strikes], dict(sorted(rejected.items())))
 
 
 def _strike_band(kind: OptionKind, e: Exposure, layer: Layer) -> tuple[float, float, float]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import tomllib
 from typing import Annotated, Any, Literal
 
@@ -349,7 +350,7 @@ def policy_from_dict(data: dict[str, Any]) -> Policy:
         raise PolicyError(_validation_message(exc)) from None
 
 
-def load_policy(path: str) -> Policy:
+def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read and validate a policy file. The only I/O in policies/: a file the caller names."""
     try:
         with open(path, encoding="utf-8") as fh:

@@ -23,7 +23,6 @@ from policies.pricing import OptionKind, black76, implied_vol, norm_cdf, year_fr
 from tests.alvh import factory as f
 
 PUT, CALL = OptionKind.PUT, OptionKind.CALL
-finite = {"allow_nan": False, "allow_infinity": False}
 
 
 def test_hull_black76_futures_put() -> None:
@@ -42,9 +41,9 @@ def test_norm_cdf_matches_the_standard_library() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.floats(10, 10_000, **finite), st.floats(0.3, 3.0, **finite),
-       st.floats(1 / 365, 2.0, **finite), st.floats(0.05, 3.0, **finite),
-       st.floats(-0.05, 0.2, **finite))
+@given(st.floats(10, 10_000), st.floats(0.3, 3.0),
+       st.floats(1 / 365, 2.0), st.floats(0.05, 3.0),
+       st.floats(-0.05, 0.2))
 def test_parity_bounds_and_finite_difference_greeks(f_: float, k_ratio: float, t: float,
                                                     sigma: float, r: float) -> None:
     k = f_ * k_ratio
@@ -69,8 +68,8 @@ def test_parity_bounds_and_finite_difference_greeks(f_: float, k_ratio: float, t
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.floats(100, 5000, **finite), st.floats(0.5, 1.5, **finite),
-       st.floats(2 / 365, 1.0, **finite), st.floats(0.1, 2.0, **finite),
+@given(st.floats(100, 5000), st.floats(0.5, 1.5),
+       st.floats(2 / 365, 1.0), st.floats(0.1, 2.0),
        st.sampled_from([PUT, CALL]))
 def test_implied_vol_round_trip(f_: float, k_ratio: float, t: float, sigma: float,
                                 kind: OptionKind) -> None:
@@ -104,8 +103,8 @@ COVER_T1 = Coverage(underlying="ETH", quote="USDC", pool=f.POOL_T1, underlying_t
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.floats(500, 8000, **finite), st.floats(0.4, 1.4, **finite),
-       st.floats(0.02, 2.0, **finite), st.floats(0.1, 500, **finite))
+@given(st.floats(500, 8000), st.floats(0.4, 1.4),
+       st.floats(0.02, 2.0), st.floats(0.1, 500))
 def test_exposure_token0_matches_position_metrics(spot: float, lo: float, width: float,
                                                   x: float) -> None:
     pos = f.position(1, f.pool(spot, eth_is_token0=True), spot * lo, spot * lo * (1 + width), x)
@@ -120,8 +119,8 @@ def test_exposure_token0_matches_position_metrics(spot: float, lo: float, width:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.floats(500, 8000, **finite), st.floats(0.4, 1.4, **finite),
-       st.floats(0.02, 2.0, **finite), st.floats(0.1, 500, **finite))
+@given(st.floats(500, 8000), st.floats(0.4, 1.4),
+       st.floats(0.02, 2.0), st.floats(0.1, 500))
 def test_exposure_token1_matches_exact_pool_amounts(spot: float, lo: float, width: float,
                                                     x: float) -> None:
     """USDC/WETH: ETH is token1; delta = the WETH the position holds, exactly."""

@@ -303,6 +303,11 @@ def test_idempotent_apply_then_decide_again_gives_nothing(inp: DecisionInputs) -
     assert d2.intents == (), [i.reason for i in d2.intents]
     assert d2.book_after == again.book
     assert decide(inp) == d  # deterministic
+    shuffled = replace(inp, quotes=inp.quotes[::-1], positions=inp.positions[::-1],
+                       regimes=inp.regimes[::-1], perp_quotes=inp.perp_quotes[::-1],
+                       book=replace(inp.book, options=inp.book.options[::-1],
+                                    perps=inp.book.perps[::-1]))
+    assert decide(shuffled) == d  # the order of the inputs does not matter
 
 
 # ------------------------------------------------------------------ monotone
@@ -332,12 +337,15 @@ def test_higher_regime_never_lowers_target_protection(inp: DecisionInputs,
     assert lo_t.keys() == hi_t.keys()
     for key, value in lo_t.items():
         assert hi_t[key] >= value - 1e-9, key
-    engaged = lambda d: {(t.underlying, t.layer) for t in d.targets if t.state == "engaged"}  # noqa: E731
+    def engaged(d: Decision) -> set[tuple[str, str]]:
+        return {(t.underlying, t.layer) for t in d.targets if t.state == "engaged"}
+
+    def after(d: Decision) -> dict[tuple[str, str, str], float]:
+        return {(t.underlying, t.layer, t.kind.value): t.after for t in d.targets}
+
     assert engaged(d_lo) <= engaged(d_hi)
     # and with the budget not binding, what is actually bought is monotone too
     if not d_lo.clips and not d_hi.clips:
-        after = lambda d: {(t.underlying, t.layer, t.kind.value): t.after  # noqa: E731
-                           for t in d.targets}
         a_lo, a_hi = after(d_lo), after(d_hi)
         for key, value in a_lo.items():
             if key[1] in {k[1] for k in engaged(d_lo)}:
