@@ -662,7 +662,9 @@ def _roll(run: _Run, h: OptionHolding, eng: _Engagement | None) -> None:
     run.rolled_in[(inst.underlying, h.layer, inst.kind)] += float(open_size)
     reason = (f"{head}; into {new.venue}:{new.symbol} strike {new.strike:g}, "
               f"{cand.dte:.1f}d, {open_size} {inst.underlying} at ask {cand.ask:g} = "
-              f"{fmt_usd(premium)}" + (f"; {clip}" if clip else ""))
+              f"{fmt_usd(premium)}" + (f"; {clip}" if clip else "")
+              + ("; regime unknown: the existing protection is kept, nothing new"
+                 if eng.state == "unknown" else ""))
     run.intents.append(RollOption(
         inst.underlying, h.layer, inst, close_size, new, open_size, cand.ask, premium, reason,
         {"days_to_expiry": dte, "roll_days": layer.roll.days_before_expiry,

@@ -192,6 +192,7 @@ def test_unknown_regime_keeps_engaged_layers_and_rolls_them() -> None:
     assert kinds == {RollOption}  # no release, no new buys, the existing protection rolls
     roll = d.intents[0]
     assert isinstance(roll, RollOption) and roll.close_size == Decimal("10")
+    assert "regime unknown" in roll.reason
 
 
 # ------------------------------------------------------------------ rolls and expiry
