@@ -354,7 +354,7 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
         config: Annotated[str | None, typer.Option(help="signals TOML config")] = None,
         now: Annotated[int | None, typer.Option(help="evaluate at this unix time")] = None,
-        no_state: Annotated[bool, typer.Option(help="do not read/write hysteresis state")] = False,
+        no_state: Annotated[bool, typer.Option("--no-state", help="do not read/write hysteresis state")] = False,
     ) -> None:
         """Current market readings, signal levels with evidence, and the regime."""
         cfg = load_config(config)
