@@ -17,7 +17,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import tomllib
 from typing import Annotated, Any, Literal
 
@@ -348,18 +347,6 @@ def policy_from_dict(data: dict[str, Any]) -> Policy:
         return Policy.model_validate_json(raw)
     except ValidationError as exc:
         raise PolicyError(_validation_message(exc)) from None
-
-
-def load_policy(path: str | os.PathLike[str]) -> Policy:
-    """Read and validate a policy file. The only I/O in policies/: a file the caller names."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise PolicyError(f"cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise PolicyError("not UTF-8 text") from None
-    return parse_policy(text)
 
 
 def canonical_bytes(policy: Policy) -> bytes:

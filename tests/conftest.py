@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from adapters.anvil import Anvil
 from bot.devchain import DevChain
+
+# CI explores the same examples every run (a red CI must be reproducible); local runs
+# keep exploring new ones and remember failures in .hypothesis/.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.errors import UserError
+from bot.policy_loader import load_policy
 from policies.alvh import Decision, decide, decision_to_json
 from policies.hedge import (
     AdjustPerp,
@@ -26,7 +27,7 @@ from policies.hedge import (
     ReleaseLayer,
     RollOption,
 )
-from policies.policy_file import Policy, PolicyError, load_policy
+from policies.policy_file import Policy, PolicyError
 from policies.risk import fmt_usd
 from policies.state_file import StateError, parse_state
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.policy_loader import load_policy
 from policies.alvh import decide
-from policies.policy_file import load_policy, policy_hash_hex
+from policies.policy_file import policy_hash_hex
 from policies.state_file import StateError, parse_state
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from Crypto.Hash import keccak as pycryptodome_keccak
 
+from bot.policy_loader import load_policy
 from policies.policy_file import (
     PolicyError,
     canonical_bytes,
-    load_policy,
     parse_policy,
     policy_from_dict,
     policy_hash,

@@ -399,7 +399,10 @@ def test_rolls_follow_the_rule_and_only_liquid_live_instruments_are_chosen(
             left = i.close_instrument.expiry - inp.now
             assert 0 < left < rule * f.DAY  # before expiry, inside the roll window only
             rolled[(*i.close_instrument.key, i.layer)] = i
-    engaged = {t.layer for t in d.targets if t.state == "engaged"}
+    # engaged now, or engaged before and kept so while the regime is unknown
+    engaged = {t.layer for t in d.targets
+               if t.state == "engaged"
+               or (t.state == "unknown" and inp.book.engagement(t.underlying, t.layer) is not None)}
     for h in inp.book.options:
         layer = policy.layers.get(h.layer)
         if layer is None or h.instrument.expiry <= inp.now:
