@@ -31,6 +31,7 @@ lint: bootstrap
 bench: bootstrap
 	$(BIN)/python -m bench.lp_math
 	$(BIN)/python -m bench.read_positions
+	$(BIN)/python -m bench.decide
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
