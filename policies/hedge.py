@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from policies.pricing import OptionKind
+from policies.types import DAY
 
 __all__ = [
     "AdjustPerp",
@@ -39,7 +40,6 @@ __all__ = [
     "intent_to_json",
 ]
 
-DAY = 86400
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from policies.types import Level, Regime, SignalReading
+from policies.types import DAY, HOUR, Level, Regime, SignalReading
 
 Point = tuple[int, float]  # (unix seconds, value), ascending by time
 
@@ -36,8 +36,6 @@ RSI_MACD = "rsi_macd"
 PRIMARY_SIGNALS = (IV_PERCENTILE, TERM_STRUCTURE, TVL_DROP, FUNDING, DEPEG)
 SECONDARY_SIGNALS = (RSI_MACD,)
 
-HOUR = 3600
-DAY = 86400
 YEAR_HOURS = 24 * 365
 EPS = 1e-9  # relative tolerance of "at or above a threshold" against float representation
 

@@ -14,6 +14,8 @@ Q96 = 1 << 96
 Q128 = 1 << 128
 UINT256 = 1 << 256
 UINT128_MAX = (1 << 128) - 1
+HOUR = 3_600  # seconds
+DAY = 86_400
 
 
 class Level(IntEnum):
