@@ -59,22 +59,23 @@ class PositionRow:
         }
 
 
-async def check_chain(rpc: RpcPool, expected_chain_id: int | None) -> int:
+async def preflight(rpc: RpcPool, expected_chain_id: int | None, contracts: dict[str, str]) -> int:
+    """Chain id and code at every named contract, in one batched request; the chain id."""
+    calls: list[tuple[str, list[object]]] = [("eth_chainId", [])]
+    calls += [("eth_getCode", [address, "latest"]) for address in contracts.values()]
     try:
-        chain_id = await rpc.chain_id()
+        answers = await rpc.batch(calls)
     except RpcUnavailable as exc:
         raise UserError(str(exc)) from None
     except RpcError as exc:
-        raise UserError(f"RPC answered eth_chainId with an error: {exc}") from None
+        raise UserError(f"RPC refused the first requests: {exc}") from None
+    chain_id = int(answers[0], 16)
     if expected_chain_id is not None and chain_id != expected_chain_id:
         raise UserError(f"wrong chain: the RPC serves chain {chain_id}, expected {expected_chain_id}")
+    for (what, address), code in zip(contracts.items(), answers[1:], strict=True):
+        if code in ("0x", "0x0", None):
+            raise UserError(f"{what} {address}: no contract at this address on chain {chain_id}")
     return chain_id
-
-
-async def require_code(rpc: RpcPool, address: str, what: str, chain_id: int) -> None:
-    code = await rpc.request("eth_getCode", [address, "latest"])
-    if code in ("0x", "0x0", None):
-        raise UserError(f"{what} {address}: no contract at this address on chain {chain_id}")
 
 
 async def read_positions(
@@ -98,9 +99,9 @@ async def read_positions(
     except ValueError as exc:
         raise UserError(f"--rpc-url: {exc}") from None
     try:
-        chain_id = await check_chain(rpc, expected_chain_id)
-        await require_code(rpc, position_manager, "--position-manager", chain_id)
-        await require_code(rpc, multicall, "Multicall3 (--multicall)", chain_id)
+        chain_id = await preflight(
+            rpc, expected_chain_id, {"--position-manager": position_manager, "Multicall3 (--multicall)": multicall}
+        )
         reader = UniswapV3Reader(rpc, position_manager, multicall, chunk_size=chunk_size)
         positions = await reader.read(owner)
         return chain_id, [PositionRow(p, position_metrics(p)) for p in positions]
