@@ -18,6 +18,7 @@ from eth_utils.abi import collapse_if_tuple
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
+from safe_eth.eth.contracts import get_multi_send_contract
 from safe_eth.safe import SafeOperationEnum, SafeTx
 from safe_eth.safe.multi_send import MultiSend, MultiSendOperation
 from web3 import Web3
@@ -77,6 +78,8 @@ class Allowlist:
         abi = self.entries.get(key)
         if abi is None:
             raise PreflightRefused(f"target {key[0]} selector 0x{key[1].hex()} is not on the allowlist")
+        if value:
+            raise PreflightRefused(f"call to {key[0]}.{abi['name']} sends {value} wei; no allowlisted call sends ether")
         contract = Web3().eth.contract(address=key[0], abi=[abi])
         types = [collapse_if_tuple(dict(i)) for i in abi["inputs"]]
         try:
@@ -139,12 +142,17 @@ def decode_safe_tx(w3: Web3, tx: SafeTx, allowlist: Allowlist, multisend_call_on
     inner = MultiSend.from_transaction_data(bytes(tx.data))
     if not inner:
         raise PreflightRefused("MultiSendCallOnly payload does not decode")
+    # The decoded batch must re-encode to the exact bytes that would be signed: no trailing
+    # bytes, no legacy encoding the contract would read differently from the decoder.
+    packed = b"".join(bytes(item.encoded_data) for item in inner)
+    canonical = bytes(HexBytes(get_multi_send_contract(w3).functions.multiSend(packed)._encode_transaction_data()))
+    if canonical != bytes(tx.data):
+        raise PreflightRefused("MultiSendCallOnly payload has extra or non-canonical bytes")
     out = []
     for item in inner:
         if item.operation != MultiSendOperation.CALL:
             raise PreflightRefused(f"nested delegatecall to {item.to} refused")
         out.append(allowlist.decode(item.to, bytes(item.data), 0, item.value))
-    # the decoded batch must re-encode to the exact bytes that would be signed
     return out
 
 

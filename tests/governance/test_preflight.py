@@ -136,3 +136,28 @@ def test_wrong_nonce_refused_by_simulation(gov_chain: DevChain, safe: S.SafeAdap
     tx = safe.build_tx(to, 0, data, nonce=safe.nonce() + 5)
     with pytest.raises(G.PreflightRefused, match="not the Safe's next nonce"):
         P.preflight_safe_tx(safe, tx, _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim, expected_module_changes=[to])
+
+
+def test_multisend_payload_with_bytes_the_decoder_skips_refused(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any) -> None:
+    # safe-eth-py's decoder ignores bytes after the ABI-encoded batch; the signed payload must
+    # be exactly the batch that was inspected, so anything extra is refused.
+    a = gov_chain.addresses
+    good = S.multisend_call_only_tx(safe, a["multisend_call_only"], [S.enable_module_call(a["safe"], Account.create().address)])
+    assert len(P.decode_safe_tx(gov_chain.w3, good, _setup_allowlist(gov_chain, roles_env), a["multisend_call_only"])) == 1
+    padded = safe.build_tx(a["multisend_call_only"], 0, bytes(good.data) + b"\xde\xad\xbe\xef" * 8, operation=1)
+    assert len(MultiSend.from_transaction_data(bytes(padded.data))) == 1  # the library alone does not see it
+    with pytest.raises(G.PreflightRefused, match="MultiSendCallOnly payload has extra or non-canonical bytes"):
+        P.preflight_safe_tx(safe, padded, _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend_call_only"], simulate=sim)
+
+
+def test_allowlisted_call_sending_ether_refused(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any) -> None:
+    a = gov_chain.addresses
+    to, data = S.enable_module_call(a["safe"], Account.create().address)
+    with pytest.raises(G.PreflightRefused, match="sends 1 wei"):
+        P.preflight_safe_tx(safe, safe.build_tx(to, 1, data), _setup_allowlist(gov_chain, roles_env), multisend_call_only=None, simulate=sim)
+    payload = MultiSend(safe.client, to_checksum_address(a["multisend_call_only"]), call_only=True).build_tx_data(
+        [MultiSendTx(MultiSendOperation.CALL, to_checksum_address(to), 10**18, data)]
+    )
+    batch = safe.build_tx(a["multisend_call_only"], 0, bytes(payload), operation=1)
+    with pytest.raises(G.PreflightRefused, match=f"sends {10**18} wei"):
+        P.preflight_safe_tx(safe, batch, _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend_call_only"], simulate=sim)
