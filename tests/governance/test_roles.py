@@ -15,6 +15,7 @@ from adapters.evm import safe as S
 from bot import governance as G
 from bot import preflight as P
 from bot.devchain import DevChain
+from policies import lp_math
 from tests.governance.conftest import RolesEnv
 
 pytestmark = pytest.mark.xdist_group("governance")
@@ -57,21 +58,44 @@ def test_bot_exits_lp_position_to_the_safe(clean_chain: DevChain, safe: S.SafeAd
     npm = clean_chain.contract("NonfungiblePositionManager", a["position_manager"])
     pid = clean_chain.position_ids[0]
     pos = npm.functions.positions(pid).call()
-    liquidity = pos[7]
+    token0, token1, fee, tick_lower, tick_upper, liquidity = pos[2:8]
     assert liquidity > 0
+    pool = clean_chain.contract("UniswapV3Factory", a["factory"]).functions.getPool(token0, token1, fee).call()
+    sqrt_price, tick = clean_chain.slot0(pool)
+    # Independent reference: the pool's burn formula (rounded down), from the pool's own slot0.
+    expected = lp_math.amounts_for_liquidity(sqrt_price, tick, tick_lower, tick_upper, liquidity)
+    assert min(expected) > 0  # in range: both tokens move
     deadline = 2**63
-    # The chain's own answer for the exact amounts, asked as the Safe (eth_call).
-    want0, want1 = npm.functions.decreaseLiquidity((pid, liquidity, 0, 0, deadline)).call({"from": safe.address})
+    # and the chain's own answer, asked as the Safe (eth_call)
+    assert tuple(npm.functions.decreaseLiquidity((pid, liquidity, 0, 0, deadline)).call({"from": safe.address})) == expected
+    start = clean_chain.w3.eth.block_number + 1
     bot_exec.execute(npm.address, enc(npm.functions.decreaseLiquidity((pid, liquidity, 0, 0, deadline))))
-    assert npm.functions.positions(pid).call()[7] == 0
-    t0 = clean_chain.contract("ERC20", pos[2])
-    t1 = clean_chain.contract("ERC20", pos[3])
+    logs = npm.events.DecreaseLiquidity().get_logs(from_block=start)
+    assert [(e["args"]["tokenId"], e["args"]["liquidity"], e["args"]["amount0"], e["args"]["amount1"]) for e in logs] == [
+        (pid, liquidity, *expected)]
+    after = npm.functions.positions(pid).call()
+    assert after[7] == 0
+    # tokensOwed grew by exactly the principal plus the fees the NPM credits:
+    # (feeGrowthInside now - feeGrowthInside last) * liquidity / 2**128, mod 2**256 like the contract.
+    fees = [((after[8 + i] - pos[8 + i]) % 2**256) * liquidity // 2**128 for i in (0, 1)]
+    owed = (after[10], after[11])
+    assert owed == (pos[10] + expected[0] + fees[0], pos[11] + expected[1] + fees[1])
+    t0, t1 = clean_chain.contract("ERC20", token0), clean_chain.contract("ERC20", token1)
     before = (t0.functions.balanceOf(safe.address).call(), t1.functions.balanceOf(safe.address).call())
-    got0, got1 = npm.functions.collect((pid, safe.address, MAX128, MAX128)).call({"from": safe.address})
-    assert got0 >= want0 and got1 >= want1  # principal plus fees owed
+    assert tuple(npm.functions.collect((pid, safe.address, MAX128, MAX128)).call({"from": safe.address})) == owed
     bot_exec.execute(npm.address, enc(npm.functions.collect((pid, safe.address, MAX128, MAX128))))
-    after = (t0.functions.balanceOf(safe.address).call(), t1.functions.balanceOf(safe.address).call())
-    assert (after[0] - before[0], after[1] - before[1]) == (got0, got1)
+    balances = (t0.functions.balanceOf(safe.address).call(), t1.functions.balanceOf(safe.address).call())
+    assert (balances[0] - before[0], balances[1] - before[1]) == owed  # every owed unit, to the Safe
+    assert npm.functions.positions(pid).call()[10:12] == [0, 0]
+
+
+def test_bot_approves_only_the_two_contracts_exact_amounts(clean_chain: DevChain, safe: S.SafeAdapter, bot_exec: P.BotExecutor) -> None:
+    a = clean_chain.addresses
+    for token in clean_chain.tokens.values():
+        erc = clean_chain.contract("ERC20", token.address)
+        for spender, amount in ((a["position_manager"], 123_456_789), (a["swap_router"], 2**256 - 1), (a["position_manager"], 0)):
+            bot_exec.execute(token.address, enc(erc.functions.approve(spender, amount)))
+            assert erc.functions.allowance(safe.address, spender).call() == amount
 
 
 def test_bot_swaps_with_the_safe_as_recipient(clean_chain: DevChain, safe: S.SafeAdapter, bot_exec: P.BotExecutor) -> None:
