@@ -48,6 +48,29 @@ def test_typed_data_hash_is_eth_account_eip712_and_safe_wraps_it(safe: S.SafeAda
     assert p.message["params"] == '{"layer":"short"}'
 
 
+def test_override_hash_by_hand(safe: S.SafeAdapter) -> None:
+    # EIP-712 written out with keccak and eth_abi, not eth-account: what a hardware wallet or
+    # Safe{Wallet} (hashTypedData) computes for the typed data `override propose` prints.
+    from eth_abi.abi import encode as abi_encode
+    from eth_utils.crypto import keccak
+
+    p = proposal(safe, "change_cap", {"value": "0.5", "cap": "session_budget_fraction"}, nonce=42, expiry=NOW + 60)
+    domain_type = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+    override_type = keccak(text="Override(string kind,string params,string reason,uint256 chainId,address safe,uint256 nonce,uint256 expiry)")
+    domain = keccak(abi_encode(["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                               [domain_type, keccak(b"lphedge"), keccak(b"1"), safe.chain_id, safe.address]))
+    params = '{"cap":"session_budget_fraction","value":"0.5"}'  # canonical: sorted keys, no spaces
+    struct = keccak(abi_encode(
+        ["bytes32", "bytes32", "bytes32", "bytes32", "uint256", "address", "uint256", "uint256"],
+        [override_type, keccak(b"change_cap"), keccak(params.encode()), keccak(b"test: manual intervention"),
+         safe.chain_id, safe.address, 42, NOW + 60],
+    ))
+    by_hand = keccak(b"\x19\x01" + domain + struct)
+    assert p.message["params"] == params
+    assert p.override_hash == by_hand
+    assert p.safe_message_hash == safe.get_message_hash(by_hand)  # what the owners sign, per the Safe
+
+
 def test_two_owners_apply_once(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
     p = proposal(safe, "pause_layer", {"layer": "structural"})
     gate = G.OverrideGate(safe, store, STRICT)

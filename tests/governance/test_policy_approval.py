@@ -28,6 +28,26 @@ def test_safe_message_hash_equals_the_safes_own_getMessageHash(safe: S.SafeAdapt
     assert local == bytes(safe.safe.get_message_hash(message))  # safe-eth-py, independently
 
 
+# Safe 1.4.1 constants, written out (CompatibilityFallbackHandler.SAFE_MSG_TYPEHASH,
+# Safe.DOMAIN_SEPARATOR_TYPEHASH): the reference below does not use the code under test.
+SAFE_MSG_TYPEHASH = bytes.fromhex("60b3cbf8b4a223d68d641b3b6ddf9a298e7f33710cf3d3a9d1146b5a6150fbca")
+DOMAIN_SEPARATOR_TYPEHASH = bytes.fromhex("47e79534a245952e8b16893a336b85a3d9ea9fa8c573f3d803afb92a79469218")
+
+
+def test_safe_message_hash_by_hand_matches_local_and_chain(safe: S.SafeAdapter) -> None:
+    # What Safe{Wallet} computes for a message: EIP-712 over SafeMessage(bytes message) in the
+    # Safe's domain {chainId, verifyingContract}, derived here byte by byte.
+    assert keccak(text="SafeMessage(bytes message)") == SAFE_MSG_TYPEHASH
+    assert keccak(text="EIP712Domain(uint256 chainId,address verifyingContract)") == DOMAIN_SEPARATOR_TYPEHASH
+    domain = keccak(DOMAIN_SEPARATOR_TYPEHASH + safe.chain_id.to_bytes(32, "big") + bytes.fromhex(safe.address[2:]).rjust(32, b"\0"))
+    assert domain == bytes(safe.contract.functions.domainSeparator().call())
+    for message in (b"", b"\x01" * 32, b"lphedge: approve policy 0x00"):
+        by_hand = keccak(b"\x19\x01" + domain + keccak(SAFE_MSG_TYPEHASH + keccak(message)))
+        assert S.safe_message_hash(safe.chain_id, safe.address, message) == by_hand == safe.get_message_hash(message)
+    other_chain = keccak(DOMAIN_SEPARATOR_TYPEHASH + (safe.chain_id + 1).to_bytes(32, "big") + bytes.fromhex(safe.address[2:]).rjust(32, b"\0"))
+    assert S.safe_message_hash(safe.chain_id + 1, safe.address, b"") == keccak(b"\x19\x01" + other_chain + keccak(SAFE_MSG_TYPEHASH + keccak(b"")))
+
+
 def test_text_message_is_wrapped_like_safe_wallet(safe: S.SafeAdapter) -> None:
     # Safe{Wallet}: safeMessageHash = getMessageHash(hashMessage(text)); hashMessage is EIP-191.
     text = "lphedge: approve policy 0x" + "ab" * 32
