@@ -136,6 +136,7 @@ class ClipNote:
     wanted_cents: int
     allowed_cents: int
     text: str
+    room_cents: int = 0  # what the binding limit had left before this buy
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,16 +194,18 @@ class _Run:
                                       self.spot.get(underlying))
         return self.chains[key]
 
-    def clip(self, underlying: str, layer: str, wanted: int, allowed: int, what: str) -> str:
+    def clip(self, underlying: str, layer: str, wanted: int, allowed: int, room: int,
+             what: str) -> str:
+        """Record a clip; ``room`` is what the binding limit had left before this buy."""
         limits = self.ledger.limits
         budget = self.policy.budget
-        room = self.ledger.remaining_cents + allowed
         text = (f"clipped {what}: wanted {fmt_usd(wanted)}, bought {fmt_usd(allowed)}: the "
                 f"{limits.binding} had {fmt_usd(room)} left (session cap "
                 f"{fmt_usd(limits.session_cap_cents)} = {budget.session_cap_share:.0%} of the "
                 f"{fmt_usd(limits.total_cents)} budget, {fmt_usd(limits.remaining_total_cents)}"
                 f" of it unspent before this session's decision)")
-        self.clips.append(ClipNote(underlying, layer, limits.binding, wanted, allowed, text))
+        self.clips.append(ClipNote(underlying, layer, limits.binding, wanted, allowed, text,
+                                   room))
         return text
 
 
@@ -395,15 +398,17 @@ def _roll(run: _Run, h: OptionHolding, eng: _Engagement | None) -> None:
     lots = math.ceil(h.size / new.size_step)
     wanted = lots * cand.lot_cost
     take = min(lots, run.ledger.affordable_lots(cand.lot_cost))
-    clip = ""
-    if take < lots:
-        clip = run.clip(inst.underlying, h.layer, wanted, take * cand.lot_cost,
-                        f"roll of {inst.symbol}")
     open_size = take * new.size_step
     close_size = h.size if take == lots else (
         (open_size / inst.size_step).to_integral_value(rounding=ROUND_DOWN) * inst.size_step)
-    if take == 0 or close_size <= 0:
-        run.notes.append(f"{head}: not rolled ({clip or 'nothing affordable'})")
+    if close_size <= 0:  # what fits would not even replace one lot of the old holding
+        take, open_size = 0, Decimal(0)
+    clip = ""
+    if take < lots:
+        clip = run.clip(inst.underlying, h.layer, wanted, take * cand.lot_cost,
+                        run.ledger.remaining_cents, f"roll of {inst.symbol}")
+    if take == 0:
+        run.notes.append(f"{head}: not rolled ({clip})")
         return
     premium = take * cand.lot_cost
     run.ledger.spend(premium)
@@ -487,7 +492,8 @@ def _fill(run: _Run, u: str, name: str, kind: OptionKind, eng: _Engagement,
     got_cents = sum(take[k] * cands[k].lot_cost for k in keys)
     clip = ""
     if clipped:
-        clip = run.clip(u, name, wanted_cents, got_cents, f"{name} {kind.value}s on {u}")
+        clip = run.clip(u, name, wanted_cents, got_cents, run.ledger.remaining_cents + got_cents,
+                        f"{name} {kind.value}s on {u}")
     bought = 0.0
     for k in keys:
         if take[k] == 0:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.alvh import exposure
+from policies.exposure import exposure
 from policies.lp_math import (
     amount1_delta,
     amounts_for_liquidity,

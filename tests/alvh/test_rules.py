@@ -165,6 +165,25 @@ def test_more_than_25pct_of_budget_in_one_session_is_clipped(fees_usd: int, spen
     assert all(left < int(str(i.evidence["lot_cost_cents"])) for i in clipped)
 
 
+def test_a_clipped_roll_states_the_room_it_had() -> None:
+    """Budget $2,000 (50% of $4,000 fees), cap $500: a 50 ETH roll cannot fit; the clip
+    says the cap had $500.00 left (not $500 plus what the roll then bought)."""
+    old = f.instrument("deribit", 2500, 3)
+    book = HedgeBook(options=(OptionHolding(old, Decimal("50"), "intermediate"),),
+                     engaged=(LayerEngagement("ETH", "intermediate", f.NOW - 30 * f.DAY),))
+    d = run((f.regime(Level.STRESS),), book=book, fees_usd=4_000)
+    roll = next(i for i in d.intents if isinstance(i, RollOption))
+    lot = lot_cost_cents(roll.limit_price, roll.open_instrument.size_step)
+    lots = 50000 // lot  # what $500.00 buys, whole lots
+    assert roll.premium_cents == lots * lot and roll.open_size == lots * Decimal("0.1")
+    assert roll.close_size == roll.open_size  # same 0.1 step: close what was replaced
+    clip = d.clips[0]
+    assert (clip.limit, clip.room_cents, clip.allowed_cents) == ("session cap", 50000, lots * lot)
+    assert clip.wanted_cents == 500 * lot  # 50 ETH = 500 lots of 0.1
+    assert "had $500.00 left" in clip.text and "clipped roll of" in roll.reason
+    assert d.spent_cents <= 50000
+
+
 def test_within_budget_nothing_is_clipped() -> None:
     d = run((f.regime(Level.CRISIS),), fees_usd=10_000_000)
     assert d.spent_cents > 0 and not d.clips
