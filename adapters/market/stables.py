@@ -12,9 +12,10 @@ never raising on outside failures.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
 
 from web3 import AsyncWeb3
 
@@ -68,42 +69,70 @@ def to_peg_quote(r: Reading, now: int | None = None) -> PegQuote:
 
 
 async def chain_time(w3: AsyncWeb3[Any]) -> int:
+    return (await pinned_block(w3))[1]
+
+
+async def pinned_block(w3: AsyncWeb3[Any]) -> tuple[int, int]:
+    """(number, timestamp) of the latest block. A reading makes every one of its calls
+    at this block number, so its values and its age all come from one block."""
     block = await w3.eth.get_block("latest")
-    return int(block["timestamp"])
+    return int(block["number"]), int(block["timestamp"])
 
 
 @dataclass
-class ChainlinkFeed:
-    """One AggregatorV3 feed (e.g. USDC/USD) with its heartbeat."""
+class ChainSource:
+    """What the on-chain sources share: the contract they read, their label, one throttle
+    kept across reads, and reads pinned at one block (ages counted by the chain's clock)."""
+
+    KIND: ClassVar[str] = "chain"
 
     w3: AsyncWeb3[Any]
     address: str
-    label: str  # e.g. "USDC/USD"
-    heartbeat_s: int = 86400
-    guard: Guard | None = None
+    label: str
+    guard: Guard | None = field(default=None, kw_only=True)
     _guard: Guard = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:  # one throttle per source, kept across reads
+    def __post_init__(self) -> None:
         self._guard = self.guard or Guard(self.name, timeout_s=10.0)
 
     @property
     def name(self) -> str:
-        return f"chainlink:{self.label}"
+        return f"{self.KIND}:{self.label}"
 
-    async def read(self) -> Reading:
-        guard = self._guard
-        contract = self.w3.eth.contract(address=AsyncWeb3.to_checksum_address(self.address),
-                                        abi=AGGREGATOR_V3_ABI)
+    def contract(self, address: str, abi: list[dict[str, Any]]) -> Any:
+        return self.w3.eth.contract(address=AsyncWeb3.to_checksum_address(address), abi=abi)
+
+    async def pinned_reading(self, max_age_s: int,
+                             fetch: Callable[[int, int], Awaitable[Reading]]) -> Reading:
+        """``fetch(block_number, block_timestamp)`` under the guard, its result checked
+        against that block's timestamp; failures become an unknown reading."""
         block_ts = 0
 
-        async def fetch() -> Reading:
+        async def run() -> Reading:
             nonlocal block_ts
-            block_ts = await chain_time(self.w3)
-            decimals = int(await contract.functions.decimals().call())
+            number, block_ts = await pinned_block(self.w3)
+            return await fetch(number, block_ts)
+
+        return await self._guard.reading(self.name, max_age_s, run, now=lambda: block_ts)
+
+
+@dataclass
+class ChainlinkFeed(ChainSource):
+    """One AggregatorV3 feed (e.g. USDC/USD) with its heartbeat."""
+
+    KIND: ClassVar[str] = "chainlink"
+
+    heartbeat_s: int = 86400
+
+    async def read(self) -> Reading:
+        feed = self.contract(self.address, AGGREGATOR_V3_ABI)
+
+        async def fetch(block: int, block_ts: int) -> Reading:
+            decimals = int(await feed.functions.decimals().call(block_identifier=block))
             round_id, answer, _started, updated, answered_in = (
-                await contract.functions.latestRoundData().call())
+                await feed.functions.latestRoundData().call(block_identifier=block))
             extra = {"round_id": int(round_id), "answer": int(answer), "decimals": decimals,
-                     "updated_at": int(updated), "chain_time": block_ts,
+                     "updated_at": int(updated), "chain_time": block_ts, "block": block,
                      "address": self.address}
             if answer <= 0:
                 raise SourceError(f"{self.label}: non-positive answer {answer}")
@@ -116,7 +145,7 @@ class ChainlinkFeed:
             return Reading(self.name, price, int(updated), self.name, self.heartbeat_s, "ok",
                            extra)
 
-        return await guard.reading(self.name, self.heartbeat_s, fetch, now=lambda: block_ts)
+        return await self.pinned_reading(self.heartbeat_s, fetch)
 
 
 def pool_price(sqrt_price_x96: int, decimals0: int, decimals1: int) -> Fraction:
@@ -126,51 +155,52 @@ def pool_price(sqrt_price_x96: int, decimals0: int, decimals1: int) -> Fraction:
 
 
 @dataclass
-class UniswapStablePool:
+class PoolTokens(ChainSource):
+    """A Uniswap v3 pool's two tokens and their decimals: immutable, read once and kept."""
+
+    _tokens: tuple[tuple[str, int], tuple[str, int]] | None = field(
+        default=None, init=False, repr=False)
+
+    async def tokens(self, block: int) -> tuple[tuple[str, int], tuple[str, int]]:
+        """((token0, decimals0), (token1, decimals1))."""
+        if self._tokens is None:
+            pool = self.contract(self.address, POOL_ABI)
+            out = []
+            for fn in (pool.functions.token0, pool.functions.token1):
+                token = str(await fn().call(block_identifier=block))
+                dec = int(await self.contract(token, ERC20_ABI).functions.decimals()
+                          .call(block_identifier=block))
+                out.append((token, dec))
+            self._tokens = (out[0], out[1])
+        return self._tokens
+
+
+@dataclass
+class UniswapStablePool(PoolTokens):
     """Price of ``asset`` (token0 or token1 of the pool) in the pool's other stable."""
 
-    w3: AsyncWeb3[Any]
-    pool: str
-    label: str  # e.g. "USDC/USDT/100"
+    KIND: ClassVar[str] = "uniswap"
+
     asset_is_token0: bool = True
     max_age_s: int = 120
-    guard: Guard | None = None
-    _guard: Guard = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:  # one throttle per source, kept across reads
-        self._guard = self.guard or Guard(self.name, timeout_s=10.0)
-
-    @property
-    def name(self) -> str:
-        return f"uniswap:{self.label}"
 
     async def read(self) -> Reading:
-        guard = self._guard
-        pool = self.w3.eth.contract(address=AsyncWeb3.to_checksum_address(self.pool),
-                                    abi=POOL_ABI)
-        block_ts = 0
+        pool = self.contract(self.address, POOL_ABI)
 
-        async def fetch() -> Reading:
-            nonlocal block_ts
-            block_ts = await chain_time(self.w3)
-            sqrt_p, tick, *_ = await pool.functions.slot0().call()
+        async def fetch(block: int, block_ts: int) -> Reading:
+            sqrt_p, tick, *_ = await pool.functions.slot0().call(block_identifier=block)
             if sqrt_p == 0:
                 raise SourceError(f"{self.label}: pool not initialised")
-            t0 = await pool.functions.token0().call()
-            t1 = await pool.functions.token1().call()
-            d0 = int(await self.w3.eth.contract(address=t0, abi=ERC20_ABI)
-                     .functions.decimals().call())
-            d1 = int(await self.w3.eth.contract(address=t1, abi=ERC20_ABI)
-                     .functions.decimals().call())
+            (_t0, d0), (_t1, d1) = await self.tokens(block)
             price = pool_price(int(sqrt_p), d0, d1)
             if not self.asset_is_token0:
                 price = 1 / price
             return Reading(self.name, float(price), block_ts, self.name, self.max_age_s, "ok",
                            {"sqrt_price_x96": int(sqrt_p), "tick": int(tick),
-                            "chain_time": block_ts,
+                            "chain_time": block_ts, "block": block,
                             "price_exact": f"{price.numerator}/{price.denominator}"})
 
-        return await guard.reading(self.name, self.max_age_s, fetch, now=lambda: block_ts)
+        return await self.pinned_reading(self.max_age_s, fetch)
 
 
 @dataclass

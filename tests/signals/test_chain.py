@@ -193,3 +193,65 @@ async def test_pool_tvl_exact_and_48h_drop_in_store(sigchain, stable_pool):
     assert drop.level is Level.CRISIS, drop.reason  # the wide position held > 30%
     # the same sample twice is stored once
     assert market_store.record_tvl(engine, key, r.as_of, r.value, r.source) is False
+
+
+class RacingProvider(AsyncHTTPProvider):
+    """A provider that lets a block land right after the reading fetched the latest block
+    (the race a live chain produces): a reading pinned at one block must not see it."""
+
+    def __init__(self, url: str, land_block) -> None:
+        super().__init__(url)
+        self.land_block = land_block
+
+    async def make_request(self, method, params):
+        response = await super().make_request(method, params)
+        if method == "eth_getBlockByNumber" and self.land_block is not None:
+            land, self.land_block = self.land_block, None
+            land()  # a new block with a new answer / price, mined before the eth_calls
+        return response
+
+
+async def test_feed_reading_is_pinned_at_one_block(sigchain, feed_artifact):
+    feed_c = deploy_feed(sigchain, feed_artifact, 100_000_000)
+    mine_at(sigchain, chain_now(sigchain) + 30)  # the next block is visibly later in time too
+    block, ts = sigchain.w3.eth.block_number, chain_now(sigchain)
+
+    def land() -> None:
+        mine_at(sigchain, ts + 600)
+        sigchain.transact(feed_c.functions.updateAnswer(90_000_000))
+
+    w3 = AsyncWeb3(RacingProvider(sigchain.url, land))
+    r = await ChainlinkFeed(w3, feed_c.address, "USDC/USD").read()
+    assert sigchain.w3.eth.block_number > block + 1  # blocks landed during the read
+    # answer, round and clock all from the block the reading started at
+    assert r.value == 1.0 and r.extra["round_id"] == 1 and r.extra["chain_time"] == ts
+    assert r.extra["block"] == block
+    assert (r.extra["round_id"], r.extra["answer"]) == tuple(
+        feed_c.functions.latestRoundData().call(block_identifier=block)[:2])
+    r = await ChainlinkFeed(w3, feed_c.address, "USDC/USD").read()  # next read: the new round
+    assert r.value == 0.9 and r.extra["round_id"] == 2
+
+
+async def test_pool_price_and_tvl_are_pinned_at_one_block(sigchain, stable_pool):
+    pool, a, _b, t0, t1 = stable_pool
+    block = sigchain.w3.eth.block_number
+    sqrt_before, _ = sigchain.slot0(pool)
+    erc = sigchain.contract("ERC20", t0.address), sigchain.contract("ERC20", t1.address)
+    balances_before = [e.functions.balanceOf(pool).call() for e in erc]
+
+    w3 = AsyncWeb3(RacingProvider(sigchain.url, lambda: sigchain.swap(pool, a, 10_000 * 10**6)))
+    src = UniswapStablePool(w3, pool, "sUSDC/sUSDT/500", asset_is_token0=(t0.address == a.address))
+    r = await src.read()
+    assert sigchain.slot0(pool)[0] != sqrt_before  # the swap landed during the read
+    assert r.extra["sqrt_price_x96"] == sqrt_before and r.extra["block"] == block
+
+    block = sigchain.w3.eth.block_number
+    balances_now = [e.functions.balanceOf(pool).call() for e in erc]
+    assert balances_now != balances_before
+    w3 = AsyncWeb3(RacingProvider(sigchain.url, lambda: sigchain.swap(pool, a, 10_000 * 10**6)))
+    now = chain_now(sigchain)
+    p = Reading("p", 1.0, now, "test", 3600)
+    r = await PoolTvl(w3, pool, "sUSDC/sUSDT/500").read(p, p)
+    assert [r.extra["balance0"], r.extra["balance1"]] == balances_now  # not the later block's
+    assert r.as_of == now and r.extra["block"] == block
+    assert [e.functions.balanceOf(pool).call() for e in erc] != balances_now
