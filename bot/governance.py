@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
@@ -158,14 +158,19 @@ class PolicyGate:
         self.safe = safe
         self.store = store
 
-    def _collect(self, data_hash: bytes, signatures: Iterable[dict[str, Any]]) -> bytes:
+    def _collect(self, phash: bytes, data_hash: bytes, signatures: Iterable[dict[str, Any]]) -> bytes:
         pairs: dict[str, bytes] = {}
-        for item in signatures:
-            sig = bytes(HexBytes(item["signature"]))
-            digest = safe_mod.safe_message_hash(self.safe.chain_id, self.safe.address, data_hash)
-            signer = safe_mod.recover_signer(digest, sig)
+        digest = safe_mod.safe_message_hash(self.safe.chain_id, self.safe.address, data_hash)
+        for i, item in enumerate(signatures, 1):
+            try:
+                sig = bytes(HexBytes(item["signature"]))
+                signer = safe_mod.recover_signer(digest, sig)
+            except KeyError:
+                self._refuse(phash, f"signature file {i}: missing field 'signature'")
+            except (TypeError, ValueError, safe_mod.SafeError) as exc:
+                self._refuse(phash, f"signature file {i}: unusable signature ({exc})")
             if signer in pairs:
-                raise PolicyNotApproved(f"duplicate signer {signer}")
+                self._refuse(phash, f"duplicate signer {signer}")
             pairs[signer] = sig
         return safe_mod.pack_signatures(list(pairs.items()))
 
@@ -175,12 +180,12 @@ class PolicyGate:
         req = approval_request(phash, self.safe.chain_id, self.safe.address)
         onchain = self.safe.get_message_hash(req.data_hash)
         if onchain != req.safe_message_hash:
-            raise PolicyNotApproved("local Safe message hash differs from the Safe's getMessageHash")
+            self._refuse(phash, "local Safe message hash differs from the Safe's getMessageHash")
         for item in signatures:
             claimed = item.get("policy_hash")
-            if claimed and bytes(HexBytes(claimed)) != phash:
+            if claimed and str(claimed).lower() != "0x" + phash.hex():
                 self._refuse(phash, f"signature is for policy {claimed}, not 0x{phash.hex()}")
-        packed = self._collect(req.data_hash, signatures)
+        packed = self._collect(phash, req.data_hash, signatures)
         check = self.safe.is_valid_signature(req.data_hash, packed)
         self.store.record(
             "verification", "policy", phash, self.safe.chain_id, self.safe.address,
@@ -197,7 +202,7 @@ class PolicyGate:
         self.store.record("approval", "policy", phash, self.safe.chain_id, self.safe.address, detail={"source": source})
         return approval
 
-    def _refuse(self, phash: bytes, reason: str) -> None:
+    def _refuse(self, phash: bytes, reason: str) -> NoReturn:
         self.store.record("refusal", "policy", phash, self.safe.chain_id, self.safe.address, reason=reason)
         raise PolicyNotApproved(reason)
 
@@ -338,7 +343,16 @@ class OverrideProposal:
 
 def proposal_from_typed_data(typed_data: dict[str, Any]) -> OverrideProposal:
     """Recompute every hash from the fields (never trust a hash written in a file)."""
-    if typed_data.get("types") != OVERRIDE_TYPES or typed_data.get("primaryType") != "Override":
+    try:
+        return _proposal_from_typed_data(typed_data)
+    except KeyError as exc:
+        raise OverrideRefused(f"override typed data: missing field {exc}") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise OverrideRefused(f"override typed data: malformed value ({exc})") from exc
+
+
+def _proposal_from_typed_data(typed_data: dict[str, Any]) -> OverrideProposal:
+    if not isinstance(typed_data, dict) or typed_data.get("types") != OVERRIDE_TYPES or typed_data.get("primaryType") != "Override":
         raise OverrideRefused("not an lphedge Override typed-data document")
     m, d = typed_data["message"], typed_data["domain"]
     if d.get("name") != "lphedge" or d.get("version") != "1":
@@ -371,19 +385,27 @@ def sign_override(proposal: OverrideProposal, owner: LocalAccount) -> dict[str, 
 
 
 def read_override_files(docs: list[dict[str, Any]]) -> tuple[OverrideProposal, list[tuple[str, bytes]]]:
-    """The one proposal all files agree on, and the (claimed signer, signature) pairs."""
+    """The one proposal all files agree on, and the (claimed signer, signature) pairs.
+    A file missing a field or holding a malformed value is refused, naming what is wrong."""
     proposals = {}
     sigs: list[tuple[str, bytes]] = []
-    for doc in docs:
-        if doc.get("type") not in ("lphedge.override", "lphedge.override-signature"):
-            raise OverrideRefused(f"not an override file (type {doc.get('type')!r})")
-        prop = proposal_from_typed_data(doc["typed_data"])
-        claimed = doc.get("override_hash")
-        if claimed and bytes(HexBytes(claimed)) != prop.override_hash:
-            raise OverrideRefused(f"file claims hash {claimed} but its fields hash to 0x{prop.override_hash.hex()}")
+    for i, doc in enumerate(docs, 1):
+        try:
+            if not isinstance(doc, dict) or doc.get("type") not in ("lphedge.override", "lphedge.override-signature"):
+                kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
+                raise OverrideRefused(f"not an override file (type {kind!r})")
+            prop = proposal_from_typed_data(doc["typed_data"])
+            claimed = doc.get("override_hash")
+            if claimed and bytes(HexBytes(claimed)) != prop.override_hash:
+                raise OverrideRefused(f"file claims hash {claimed} but its fields hash to 0x{prop.override_hash.hex()}")
+            if doc["type"] == "lphedge.override-signature":
+                signer = doc.get("signer") or ""
+                sigs.append((to_checksum_address(signer) if signer else "", bytes(HexBytes(doc["signature"]))))
+        except KeyError as exc:
+            raise OverrideRefused(f"override file {i}: missing field {exc}") from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise OverrideRefused(f"override file {i}: malformed value ({exc})") from exc
         proposals[prop.override_hash] = prop
-        if doc["type"] == "lphedge.override-signature":
-            sigs.append((str(doc.get("signer", "")), bytes(HexBytes(doc["signature"]))))
     if len(proposals) != 1:
         raise OverrideRefused(f"files describe {len(proposals)} different overrides; apply one at a time")
     return next(iter(proposals.values())), sigs
@@ -404,7 +426,7 @@ class OverrideGate:
         self.store = store
         self.settings = settings
 
-    def _refuse(self, proposal: OverrideProposal, reason: str, actor: str = "") -> None:
+    def _refuse(self, proposal: OverrideProposal, reason: str, actor: str = "") -> NoReturn:
         self.store.record(
             "refusal", "override", proposal.override_hash, self.safe.chain_id, self.safe.address,
             actor=actor, reason=reason, detail={"kind": proposal.message.get("kind")},
@@ -447,7 +469,7 @@ class OverrideGate:
                 signer = safe_mod.recover_signer(proposal.safe_message_hash, sig)
             except safe_mod.SafeError as exc:
                 self._refuse(proposal, f"bad signature: {exc}", actor=claimed)
-            if claimed and to_checksum_address(claimed) != signer:
+            if claimed and claimed != signer:
                 self._refuse(proposal, f"signature claimed by {claimed} was made by {signer}", actor=signer)
             if signer in pairs:
                 self._refuse(proposal, f"duplicate signer {signer}", actor=signer)

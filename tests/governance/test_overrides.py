@@ -209,3 +209,34 @@ def test_bad_kind_and_params_refused(safe: S.SafeAdapter) -> None:
         proposal(safe, "pause_layer", {})
     with pytest.raises(G.OverrideRefused, match="layer must be one of"):
         proposal(safe, "pause_layer", {"layer": "weekly"})
+
+
+def test_malformed_files_refused_with_the_field_named_and_logged(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe)
+    gate = G.OverrideGate(safe, store, STRICT)
+    good = signed(p, owners[0], owners[1])
+    cases: list[tuple[list[Any], str]] = []
+    no_sig = json.loads(json.dumps(good[0]))
+    del no_sig["signature"]
+    cases.append(([no_sig, good[1]], "missing field 'signature'"))
+    bad_hex = json.loads(json.dumps(good[0]))
+    bad_hex["signature"] = "0xnothex"
+    cases.append(([bad_hex, good[1]], "malformed value"))
+    bad_signer = json.loads(json.dumps(good[0]))
+    bad_signer["signer"] = "0x1234"
+    cases.append(([bad_signer, good[1]], "malformed value"))
+    no_nonce = json.loads(json.dumps(good[0]))
+    del no_nonce["typed_data"]["message"]["nonce"]
+    cases.append(([no_nonce], "nonce"))
+    bad_expiry = json.loads(json.dumps(good[0]))
+    bad_expiry["typed_data"]["message"]["expiry"] = "tomorrow"
+    cases.append(([bad_expiry], "malformed value"))
+    no_typed = {"type": "lphedge.override-signature", "signature": good[0]["signature"]}
+    cases.append(([no_typed], "missing field 'typed_data'"))
+    cases.append(([["not", "a", "dict"]], "not an override file"))
+    for docs, why in cases:
+        with pytest.raises(G.OverrideRefused, match=why) as refused:
+            gate.apply(docs, now=NOW)
+        assert refusal_reasons(store)[-1] == str(refused.value)
+    assert len(refusal_reasons(store)) == len(cases)
+    assert store.active_overrides(safe.chain_id, safe.address, NOW) == []

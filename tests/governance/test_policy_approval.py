@@ -123,3 +123,21 @@ def test_after_swap_owner_removed_owners_signature_no_longer_counts(
     # Two current owners approve again: accepted.
     gate.approve(content, [sigs[owners[2].address], G.sign_policy(content, newcomer, safe.chain_id, safe.address)])
     assert gate.load_bytes(content).from_file
+
+
+def test_bad_and_duplicate_policy_signatures_refused_and_logged(
+    safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore, policy_text: str
+) -> None:
+    content = policy_text.encode()
+    gate = G.PolicyGate(safe, store)
+    s0 = G.sign_policy(content, owners[0], safe.chain_id, safe.address)
+    phash = "0x" + G.policy_hash_of_bytes(content).hex()
+    with pytest.raises(G.PolicyNotApproved, match=f"duplicate signer {owners[0].address}"):
+        gate.approve(content, [s0, dict(s0)])
+    with pytest.raises(G.PolicyNotApproved, match="signature file 2: missing field 'signature'"):
+        gate.approve(content, [s0, {"policy_hash": phash}])
+    with pytest.raises(G.PolicyNotApproved, match="signature file 1: unusable signature"):
+        gate.approve(content, [{**s0, "signature": "0x" + "11" * 64}])  # 64 bytes, not 65
+    reasons = [e.reason for e in store.events(event="refusal")]
+    assert len(reasons) == 3 and all(e.subject_hash == phash for e in store.events(event="refusal"))
+    assert store.policy_approvals(safe.chain_id, safe.address) == []
