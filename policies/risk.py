@@ -78,12 +78,14 @@ def lot_cost_cents(ask: float, step: Decimal) -> int:
     return int((Decimal(repr(ask)) * step * 100).to_integral_value(rounding=ROUND_CEILING))
 
 
-def usd_to_cents(usd: str | Decimal | int) -> int:
-    """Exact: '1234.5' -> 123450 (sub-cent amounts round up, never down)."""
+def usd_to_cents(usd: str | Decimal | int, *, round_up: bool = True) -> int:
+    """Exact: '1234.5' -> 123450. Sub-cent amounts round up (spending: never under-count)
+    or, with ``round_up=False``, down (income a budget is drawn from: never over-count)."""
     value = Decimal(usd) if not isinstance(usd, Decimal) else usd
     if not value.is_finite():
         raise ValueError(f"not a finite amount: {usd!r}")
-    return int((value * 100).to_integral_value(rounding=ROUND_CEILING))
+    return int((value * 100).to_integral_value(
+        rounding=ROUND_CEILING if round_up else ROUND_FLOOR))
 
 
 def fmt_usd(cents: int) -> str:

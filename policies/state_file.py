@@ -257,7 +257,8 @@ def parse_state(text: str, policy: Policy) -> DecisionInputs:
                                q.forward, q.as_of) for q in s.quotes)
     perp_quotes = tuple(PerpQuote(q.venue, q.underlying, q.mark, q.funding_rate_8h, q.as_of,
                                   q.size_step) for q in s.perp_quotes)
-    budget = BudgetState(usd_to_cents(s.budget.expected_fee_income_usd),
+    # income rounds down and spending up: sub-cent input never widens the budget
+    budget = BudgetState(usd_to_cents(s.budget.expected_fee_income_usd, round_up=False),
                          usd_to_cents(s.budget.spent_total_usd),
                          usd_to_cents(s.budget.spent_session_usd))
     return DecisionInputs(now=s.now, policy=policy, positions=tuple(positions), regimes=regimes,

@@ -108,3 +108,19 @@ def test_state_errors_name_the_field(mutate, says: str) -> None:  # type: ignore
     with pytest.raises(StateError) as info:
         parse_state(json.dumps(state), load_policy(str(POLICY)))
     assert says in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("income", "spent", "cents"), [
+    ("60000", "4200", (6_000_000, 420_000)),
+    ("1000.009", "0.001", (100_000, 1)),      # income rounds down, spending up
+    ("0.004", "12.3450001", (0, 1_235)),
+    (60000, 4200, (6_000_000, 420_000)),       # JSON numbers: the same exact cents
+])
+def test_state_budget_is_exact_cents_rounded_against_the_budget(income: object, spent: object,
+                                                                cents: tuple[int, int]) -> None:
+    state = json.loads(STATE.read_text())
+    state["budget"] = {"expected_fee_income_usd": income, "spent_total_usd": spent,
+                       "spent_session_usd": spent}
+    b = parse_state(json.dumps(state), load_policy(str(POLICY))).budget
+    assert (b.expected_fee_income_cents, b.spent_total_cents) == cents
+    assert b.spent_session_cents == cents[1]
