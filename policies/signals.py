@@ -13,19 +13,40 @@ or absurd inputs give ``level=None`` with the reason, never a default.
 Signal names (used by the policy as trigger names): ``iv_percentile``,
 ``term_structure``, ``tvl_drop``, ``funding``, ``depeg``, ``rsi_macd``.
 The methodology's trigger thresholds are the ELEVATED entry thresholds.
+
+The levelling core (thresholds, hysteresis, input checks) is policies/signal_levels.py;
+the numeric indicators (percentile, z-score, RSI, MACD) are policies/indicators.py.
+Both stay importable from here.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from policies.indicators import (
+    Point,
+    macd_histogram,
+    mean_std,
+    percentile_rank,
+    resample_closes,
+    rsi,
+    zscore,
+)
+from policies.signal_levels import EPS, Thresholds, bad_value, check_series, classify, levelled
+from policies.signal_levels import unknown as _unknown
+from policies.signal_levels import window as _window
 from policies.types import DAY, HOUR, Level, Regime, SignalReading
 
-Point = tuple[int, float]  # (unix seconds, value), ascending by time
+__all__ = [  # the levelling core and the indicators stay importable from here
+    "DEPEG", "EPS", "FUNDING", "IV_PERCENTILE", "PRIMARY_SIGNALS", "RSI_MACD",
+    "SECONDARY_SIGNALS", "TERM_STRUCTURE", "TVL_DROP", "DepegConfig", "FundingConfig",
+    "FundingPoint", "IvPercentileConfig", "Level", "PegQuote", "Point", "Regime",
+    "RsiMacdConfig", "SignalReading", "TermStructureConfig", "Thresholds", "TvlDropConfig",
+    "aggregate", "annualise", "classify", "depeg", "funding", "iv_percentile",
+    "resample_closes", "rsi", "rsi_macd", "term_structure", "tvl_drop",
+]
 
 IV_PERCENTILE = "iv_percentile"
 TERM_STRUCTURE = "term_structure"
@@ -37,113 +58,6 @@ PRIMARY_SIGNALS = (IV_PERCENTILE, TERM_STRUCTURE, TVL_DROP, FUNDING, DEPEG)
 SECONDARY_SIGNALS = (RSI_MACD,)
 
 YEAR_HOURS = 24 * 365
-EPS = 1e-9  # relative tolerance of "at or above a threshold" against float representation
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """Entry thresholds of the score for ELEVATED, STRESS, CRISIS and the exit band."""
-
-    elevated: float
-    stress: float
-    crisis: float
-    band: float
-
-    def __post_init__(self) -> None:
-        values = (self.elevated, self.stress, self.crisis, self.band)
-        if not all(math.isfinite(v) for v in values):
-            raise ValueError("thresholds must be finite")
-        if not self.elevated <= self.stress <= self.crisis:
-            raise ValueError("thresholds must ascend: elevated <= stress <= crisis")
-        if self.band < 0:
-            raise ValueError("hysteresis band must be >= 0")
-
-    def entry(self, level: Level) -> float:
-        return {Level.ELEVATED: self.elevated, Level.STRESS: self.stress,
-                Level.CRISIS: self.crisis}[level]
-
-    def as_evidence(self) -> dict[str, float]:
-        return {"elevated": self.elevated, "stress": self.stress, "crisis": self.crisis,
-                "band": self.band}
-
-
-def classify(score: float, thresholds: Thresholds, previous: Level | None) -> Level:
-    """Level of a finite score with hysteresis.
-
-    A level above ``previous`` is entered at its entry threshold; a level at or
-    below ``previous`` is kept while the score stays at or above its entry
-    threshold minus the band. Monotone in the score and in ``previous``.
-    """
-    level = Level.CALM
-    for candidate in (Level.ELEVATED, Level.STRESS, Level.CRISIS):
-        threshold = thresholds.entry(candidate)
-        if previous is not None and candidate <= previous:
-            threshold -= thresholds.band
-        if score >= threshold - EPS * max(1.0, abs(threshold)):  # "at or above", float-safe
-            level = candidate
-    return level
-
-
-def _unknown(name: str, reason: str, **evidence: object) -> SignalReading:
-    return SignalReading(name=name, level=None, reason=reason, evidence=dict(evidence))
-
-
-def _levelled(name: str, score: float, thresholds: Thresholds, previous: Level | None,
-              what: str, evidence: dict[str, object]) -> SignalReading:
-    level = classify(score, thresholds, previous)
-    evidence = {**evidence, "score": score, "thresholds": thresholds.as_evidence(),
-                "previous": None if previous is None else previous.name.lower()}
-    if level is Level.CALM:
-        reason = f"{what} below elevated threshold {thresholds.elevated:g}"
-    else:
-        entry = thresholds.entry(level)
-        held = previous is not None and level <= previous and score < entry
-        reason = (f"{what} >= {level.name.lower()} threshold {entry:g}" if not held else
-                  f"{what} held at {level.name.lower()} (hysteresis: above "
-                  f"{entry - thresholds.band:g})")
-    return SignalReading(name=name, level=level, reason=reason, evidence=evidence)
-
-
-def _bad_value(value: float, *, positive: bool = False, upper: float | None = None) -> str | None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return f"not a number ({value!r})"
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "infinite"
-    if positive and value <= 0:
-        return f"non-positive ({value:g})"
-    if upper is not None and abs(value) > upper:
-        return f"absurd ({value:g} beyond {upper:g})"
-    return None
-
-
-def _check_series(name: str, series: Sequence[Point], now: int, max_age: int, *,
-                  positive: bool, upper: float | None) -> SignalReading | None:
-    """Unknown reading if the series is empty, unordered, from the future, stale or bad."""
-    if not series:
-        return _unknown(name, "no data")
-    prev_ts: int | None = None
-    for ts, value in series:
-        if prev_ts is not None and ts <= prev_ts:
-            return _unknown(name, f"series not strictly ascending at ts {ts}")
-        prev_ts = ts
-        bad = _bad_value(value, positive=positive, upper=upper)
-        if bad is not None:
-            return _unknown(name, f"invalid input at ts {ts}: {bad}", bad_ts=ts)
-    last_ts = series[-1][0]
-    if last_ts > now:
-        return _unknown(name, f"latest point ts {last_ts} is after now {now}", latest_ts=last_ts)
-    if now - last_ts > max_age:
-        return _unknown(name, f"stale: latest point is {now - last_ts}s old, bound {max_age}s",
-                        latest_ts=last_ts, age_s=now - last_ts, max_age_s=max_age)
-    return None
-
-
-def _window(series: Sequence[Point], start: int, end: int) -> Sequence[Point]:
-    """Points with start <= ts <= end (series ascending)."""
-    times = [p[0] for p in series]
-    return series[bisect_left(times, start):bisect_right(times, end)]
 
 
 # --- implied vol percentile -------------------------------------------------------------
@@ -166,7 +80,7 @@ def iv_percentile(dvol: Sequence[Point], now: int, previous: Level | None = None
     new 90-day high is 100.
     """
     cfg = config or IvPercentileConfig()
-    bad = _check_series(IV_PERCENTILE, dvol, now, cfg.max_age, positive=True, upper=cfg.max_vol)
+    bad = check_series(IV_PERCENTILE, dvol, now, cfg.max_age, positive=True, upper=cfg.max_vol)
     if bad is not None:
         return bad
     window = _window(dvol, now - cfg.window_days * DAY, now)
@@ -174,10 +88,10 @@ def iv_percentile(dvol: Sequence[Point], now: int, previous: Level | None = None
         return _unknown(IV_PERCENTILE, f"only {len(window)} points in {cfg.window_days}d window, "
                         f"need {cfg.min_points}", points=len(window))
     latest_ts, latest = window[-1]
-    pct = 100.0 * sum(1 for _, v in window if v <= latest) / len(window)
+    pct = percentile_rank([v for _, v in window], latest)
     lo = min(v for _, v in window)
     hi = max(v for _, v in window)
-    return _levelled(IV_PERCENTILE, pct, cfg.thresholds, previous,
+    return levelled(IV_PERCENTILE, pct, cfg.thresholds, previous,
                      f"IV {latest:g} at {pct:.0f}th percentile of {cfg.window_days}d",
                      {"latest": latest, "latest_ts": latest_ts, "percentile": pct,
                       "window_min": lo, "window_max": hi, "points": len(window)})
@@ -213,7 +127,7 @@ def term_structure(atm_iv: Sequence[tuple[int, float]], as_of: int, now: int,
                         as_of=as_of, age_s=now - as_of)
     usable: list[tuple[int, float]] = []
     for expiry, iv in sorted(atm_iv):
-        bad = _bad_value(iv, positive=True, upper=cfg.max_iv)
+        bad = bad_value(iv, positive=True, upper=cfg.max_iv)
         if bad is not None:
             return _unknown(TERM_STRUCTURE, f"invalid ATM IV for expiry {expiry}: {bad}")
         if expiry - as_of >= cfg.min_front_days * DAY:
@@ -227,7 +141,7 @@ def term_structure(atm_iv: Sequence[tuple[int, float]], as_of: int, now: int,
                         f"need {cfg.min_gap_days:g}d")
     score = front[1] / back[1] - 1.0
     shape = "backwardation" if score > 0 else "contango" if score < 0 else "flat"
-    return _levelled(TERM_STRUCTURE, score, cfg.thresholds, previous,
+    return levelled(TERM_STRUCTURE, score, cfg.thresholds, previous,
                      f"{shape}: front/back IV - 1 = {score:+.3f}",
                      {"front_expiry": front[0], "front_iv": front[1], "back_expiry": back[0],
                       "back_iv": back[1], "as_of": as_of, "expiries": len(usable)})
@@ -249,7 +163,7 @@ def tvl_drop(tvl: Sequence[Point], now: int, previous: Level | None = None,
              config: TvlDropConfig | None = None) -> SignalReading:
     """Drawdown of TVL from its peak within the trailing window: 1 - latest / peak."""
     cfg = config or TvlDropConfig()
-    bad = _check_series(TVL_DROP, tvl, now, cfg.max_age, positive=False, upper=cfg.max_tvl)
+    bad = check_series(TVL_DROP, tvl, now, cfg.max_age, positive=False, upper=cfg.max_tvl)
     if bad is not None:
         return bad
     if any(v < 0 for _, v in tvl):
@@ -268,7 +182,7 @@ def tvl_drop(tvl: Sequence[Point], now: int, previous: Level | None = None,
     if peak <= 0:
         return _unknown(TVL_DROP, "TVL is zero over the whole window")
     drop = (peak - latest) / peak
-    return _levelled(TVL_DROP, drop, cfg.thresholds, previous,
+    return levelled(TVL_DROP, drop, cfg.thresholds, previous,
                      f"TVL down {100 * drop:.1f}% from {cfg.window_hours}h peak",
                      {"latest": latest, "latest_ts": latest_ts, "peak": peak,
                       "peak_ts": peak_ts, "drop": drop})
@@ -311,7 +225,7 @@ def _funding_venue(venue: str, series: Sequence[FundingPoint], now: int, previou
     if not series:
         return None, f"{venue}: no data", {}
     for p in series:
-        bad = _bad_value(p.rate, upper=cfg.max_abs_rate) or _bad_value(p.interval_hours,
+        bad = bad_value(p.rate, upper=cfg.max_abs_rate) or bad_value(p.interval_hours,
                                                                       positive=True, upper=24 * 7)
         if bad is not None:
             return None, f"{venue}: invalid input at ts {p.ts}: {bad}", {"bad_ts": p.ts}
@@ -331,9 +245,8 @@ def _funding_venue(venue: str, series: Sequence[FundingPoint], now: int, previou
     if len(base) < cfg.min_baseline_points:
         return None, f"{venue}: baseline has {len(base)} points, need {cfg.min_baseline_points}", {}
     current = sum(p.annualised for p in recent) / len(recent)
-    mean = sum(p.annualised for p in base) / len(base)
-    std = math.sqrt(sum((p.annualised - mean) ** 2 for p in base) / len(base))
-    z = (current - mean) / max(std, cfg.min_std)
+    mean, std = mean_std([p.annualised for p in base])
+    z = zscore(current, mean, std, cfg.min_std)
     lvl_abs = classify(abs(current), cfg.absolute, previous)
     lvl_z = classify(abs(z), cfg.zscore, previous)
     evidence: dict[str, object] = {
@@ -412,7 +325,7 @@ def depeg(asset: str, quotes: Sequence[PegQuote], now: int, previous: Level | No
         if q.price is None or q.as_of is None:
             why = q.reason or "unknown at source"
         else:
-            bad = _bad_value(q.price, positive=True)
+            bad = bad_value(q.price, positive=True)
             if bad is not None:
                 why = f"invalid price: {bad}"
             elif not cfg.peg / cfg.max_price_ratio <= q.price <= cfg.peg * cfg.max_price_ratio:
@@ -435,7 +348,7 @@ def depeg(asset: str, quotes: Sequence[PegQuote], now: int, previous: Level | No
                         asset=asset, sources=sources)
     bps, worst = max(fresh, key=lambda f: abs(f[0]))
     n_unknown = len(quotes) - len(fresh)
-    result = _levelled(DEPEG, abs(bps), cfg.thresholds, previous,
+    result = levelled(DEPEG, abs(bps), cfg.thresholds, previous,
                        f"{asset} {bps:+.0f} bps off peg at {worst.source}",
                        {"asset": asset, "worst_source": worst.source, "bps": bps,
                         "sources": sources})
@@ -462,40 +375,6 @@ class RsiMacdConfig:
         default_factory=lambda: Thresholds(elevated=3.0, stress=6.0, crisis=10.0, band=0.5))
 
 
-def _ema(values: Sequence[float], period: int) -> list[float]:
-    alpha = 2.0 / (period + 1)
-    out = [values[0]]
-    for v in values[1:]:
-        out.append(alpha * v + (1 - alpha) * out[-1])
-    return out
-
-
-def rsi(closes: Sequence[float], period: int = 14) -> float:
-    """Wilder's RSI of the last close (needs period + 1 closes)."""
-    gains = [max(b - a, 0.0) for a, b in itertools.pairwise(closes)]
-    losses = [max(a - b, 0.0) for a, b in itertools.pairwise(closes)]
-    avg_gain = sum(gains[:period]) / period
-    avg_loss = sum(losses[:period]) / period
-    for g, lo in zip(gains[period:], losses[period:], strict=True):
-        avg_gain = (avg_gain * (period - 1) + g) / period
-        avg_loss = (avg_loss * (period - 1) + lo) / period
-    if avg_loss == 0:
-        return 100.0 if avg_gain > 0 else 50.0
-    return 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
-
-
-def resample_closes(series: Sequence[Point], bar_seconds: int) -> list[Point]:
-    """Last value in each bar of ``bar_seconds`` (bars aligned to the epoch), bar start as ts."""
-    out: list[Point] = []
-    for ts, value in series:
-        start = ts - ts % bar_seconds
-        if out and out[-1][0] == start:
-            out[-1] = (start, value)
-        else:
-            out.append((start, value))
-    return out
-
-
 def rsi_macd(closes: Sequence[Point], now: int, previous: Level | None = None,
              config: RsiMacdConfig | None = None) -> SignalReading:
     """RSI and MACD-histogram extremes on bars of ``bar_seconds`` (secondary signal).
@@ -504,7 +383,7 @@ def rsi_macd(closes: Sequence[Point], now: int, previous: Level | None = None,
     they are resampled to the last close in each bar.
     """
     cfg = config or RsiMacdConfig()
-    bad = _check_series(RSI_MACD, closes, now, cfg.max_age, positive=True, upper=1e12)
+    bad = check_series(RSI_MACD, closes, now, cfg.max_age, positive=True, upper=1e12)
     if bad is not None:
         return bad
     bars = resample_closes(closes, cfg.bar_seconds)
@@ -513,9 +392,7 @@ def rsi_macd(closes: Sequence[Point], now: int, previous: Level | None = None,
         return _unknown(RSI_MACD, f"only {len(bars)} bars, need {need}", bars=len(bars))
     values = [v for _, v in bars[-(need * 4):]]
     r = rsi(values, cfg.rsi_period)
-    macd_line = [f - s for f, s in zip(_ema(values, cfg.macd_fast), _ema(values, cfg.macd_slow),
-                                       strict=True)]
-    hist = macd_line[-1] - _ema(macd_line, cfg.macd_signal)[-1]
+    hist = macd_histogram(values, cfg.macd_fast, cfg.macd_slow, cfg.macd_signal)
     hist_pct = 100.0 * hist / values[-1]
     lvl_rsi = classify(abs(r - 50.0), cfg.rsi, previous)
     lvl_macd = classify(abs(hist_pct), cfg.macd, previous)

@@ -362,3 +362,42 @@ def test_property_term_structure_unknown_in_unknown_out(bad, prev, age):
     assert S.term_structure(curve, NOW - age, NOW, prev).level is None
     fine = [(NOW + 7 * DAY, 0.8), (NOW + 60 * DAY, 0.7)]
     assert S.term_structure(fine, NOW - 901, NOW, prev).level is None  # stale chain
+
+
+# ----------------------------------------------------------------------------- indicators
+def test_indicators_against_independent_references():
+    import statistics
+
+    from policies import indicators as ind
+
+    values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
+    assert ind.percentile_rank(values, 4.0) == 100.0 * 5 / 8  # 3,1,4,1,2 are <= 4
+    assert ind.percentile_rank(values, 9.0) == 100.0
+    mean, std = ind.mean_std(values)
+    assert mean == statistics.fmean(values)
+    assert std == pytest.approx(statistics.pstdev(values), rel=1e-15)
+    assert ind.zscore(7.0, 5.0, 0.5) == 4.0 and ind.zscore(7.0, 5.0, 0.0, min_std=1.0) == 2.0
+    with pytest.raises(ValueError):
+        ind.zscore(1.0, 1.0, 0.0)  # a flat baseline without a floor is refused, not inf
+    # EMA of a unit step: 1 - (1 - alpha)^n, alpha = 2 / (period + 1)
+    step = ind.ema([0.0] + [1.0] * 10, 9)
+    assert step == pytest.approx([1 - 0.8 ** n for n in range(11)], rel=1e-12)
+    # on a long ramp of slope k the MACD line tends to k * (slow - fast) / 2 and the
+    # histogram (line minus its own EMA) to 0
+    ramp = [100.0 + 2.0 * i for i in range(600)]
+    line = ind.ema(ramp, 12)[-1] - ind.ema(ramp, 26)[-1]
+    assert line == pytest.approx(2.0 * (26 - 12) / 2, rel=1e-9)
+    assert ind.macd_histogram(ramp) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="needs 15 closes"):
+        ind.rsi([1.0] * 14)
+    assert ind.resample_closes([(0, 1.0), (10, 2.0), (100, 3.0), (150, 4.0)], 100) == [
+        (0, 2.0), (100, 4.0)]
+
+
+def test_split_keeps_the_public_names():
+    """policies.signals still exports what other areas import (classify, Thresholds, rsi)."""
+    from policies import indicators, signal_levels
+
+    assert S.classify is signal_levels.classify and S.Thresholds is signal_levels.Thresholds
+    assert S.rsi is indicators.rsi and S.resample_closes is indicators.resample_closes
+    assert S.EPS == signal_levels.EPS and S.Point == indicators.Point
