@@ -5,8 +5,9 @@ error, unknown keys are errors) and raises ``PolicyError`` with one line naming
 the field and, where there is a closed set, the allowed values.
 
 ``canonical_bytes(policy)`` is JSON of the validated model (every default filled
-in) with sorted keys and no whitespace: comments, formatting, key order and
-stating a default explicitly do not change it; any semantic change does.
+in) with sorted keys and no whitespace: comments, formatting, key order, the order
+of set-like lists (venues, token ids, coverage entries) and stating a default
+explicitly do not change it; any semantic change does.
 ``policy_hash(policy)`` = keccak256(canonical_bytes) is what the Safe approves.
 
 Reference: docs/policy.md.
@@ -22,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from eth_utils.crypto import keccak
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -49,6 +51,12 @@ LayerName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
+def _as_set(v: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Lists that are sets (venues, token ids), sorted and deduplicated after validation:
+    their order in the file does not change the canonical form (only membership counts)."""
+    return tuple(sorted(set(v)))
+
+
 def level_of(name: str) -> Level:
     return Level[name.upper()]
 
@@ -74,7 +82,7 @@ class Coverage(_Model):
     quote: Symbol = "USDC"  # the pool's other token, valued at 1 USD
     pool: Address
     underlying_token: Literal["token0", "token1"]
-    token_ids: tuple[Annotated[int, Field(ge=0)], ...] = ()  # empty: every position in the pool
+    token_ids: Annotated[tuple[Annotated[int, Field(ge=0)], ...], AfterValidator(_as_set)] = ()  # empty: every position in the pool
 
     @field_validator("pool")
     @classmethod
@@ -83,7 +91,8 @@ class Coverage(_Model):
 
 
 class Venues(_Model):
-    options: tuple[OptionVenue, ...] = Field(default=("deribit",), min_length=1)
+    options: Annotated[tuple[OptionVenue, ...], AfterValidator(_as_set)] = Field(
+        default=("deribit",), min_length=1)
 
 
 class Liquidity(_Model):
@@ -203,7 +212,8 @@ class Perp(_Model):
     enabled: bool = False
     hedge_ratio: Fraction = 0.5
     rebalance_band: float = Field(default=0.1, gt=0, lt=1)  # share of the underlying's total x_max
-    venues: tuple[PerpVenue, ...] = Field(default=("hyperliquid",), min_length=1)
+    venues: Annotated[tuple[PerpVenue, ...], AfterValidator(_as_set)] = Field(
+        default=("hyperliquid",), min_length=1)
     max_quote_age_seconds: int = Field(default=300, gt=0)
 
 
@@ -224,6 +234,27 @@ class Policy(_Model):
     budget: Budget = Budget()
     perp: Perp = Perp()
     depeg: Depeg = Depeg()
+
+    @field_validator("coverage")
+    @classmethod
+    def _coverage_unambiguous(cls, v: tuple[Coverage, ...]) -> tuple[Coverage, ...]:
+        """Each position falls under at most one entry: one pool-wide entry per pool, a
+        token id listed once per pool. Then the entries' order means nothing: sorted."""
+        pool_wide: dict[str, int] = {}
+        listed: dict[tuple[str, int], int] = {}
+        for i, c in enumerate(v):
+            if not c.token_ids:
+                if c.pool in pool_wide:
+                    raise ValueError(f"entries [{pool_wide[c.pool]}] and [{i}] both cover pool "
+                                     f"{c.pool} pool-wide: a position would match both")
+                pool_wide[c.pool] = i
+            for t in c.token_ids:
+                if (c.pool, t) in listed:
+                    raise ValueError(f"entries [{listed[(c.pool, t)]}] and [{i}] both list token "
+                                     f"id {t} of pool {c.pool}")
+                listed[(c.pool, t)] = i
+        return tuple(sorted(v, key=lambda c: (c.pool, c.token_ids, c.underlying, c.quote,
+                                              c.underlying_token)))
 
     @model_validator(mode="after")
     def _tenors_disjoint(self) -> Policy:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from Crypto.Hash import keccak as pycryptodome_keccak
+from pydantic import BaseModel
 
 from bot.policy_loader import load_policy
 from policies.policy_file import (
@@ -104,6 +105,188 @@ def test_formatting_comments_order_and_explicit_defaults_do_not_change_the_hash(
     assert policy_hash(policy_from_dict(reordered)) == h
 
 
+ALTERNATES = ["elevated", "stress", "crisis", "token0", "token1", "exit_lp", "alert_only",
+              "BTC", "USDT", "0x" + "11" * 20, "okx", "bybit", "deribit", "paper", None]
+
+
+def _leaves(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(node, dict) and node:
+        return [leaf for k, v in node.items() for leaf in _leaves(v, (*path, k))]
+    if isinstance(node, list) and node and not all(isinstance(x, str) for x in node):
+        return [leaf for i, v in enumerate(node) for leaf in _leaves(v, (*path, i))]
+    return [path]  # scalars, string lists (sets of names), empty lists and dicts
+
+
+def _candidates(value: Any) -> list[Any]:
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int | float):
+        return [value + 1, value * 0.9, value + 0.01, value * 1.1, value - 1, 0.01, None]
+    if isinstance(value, str):
+        return [value + "x", *[a for a in ALTERNATES if a != value]]
+    if isinstance(value, list):  # a set of names, or empty (token ids)
+        return [value[:-1], [*value, "okx"], [*value, "binanceusdm"], [1]]
+    if isinstance(value, dict):
+        return [{"iv_percentile": "stress"}]
+    return [1]
+
+
+def test_every_field_is_in_the_hash() -> None:
+    """Change each leaf of the full canonical form (every default filled in) to another
+    valid value: the hash changes every time, and no field is left out."""
+    base = policy_from_dict(BASE)
+    dumped = json.loads(canonical_bytes(base))
+    assert policy_from_dict(dumped) == base  # the canonical form is itself a valid policy
+    _every_model_field_is_dumped(base, dumped)
+    h = policy_hash(base)
+    leaves = _leaves(dumped)
+    assert len(leaves) > 60
+    untested = []
+    for leaf in leaves:
+        changed = 0
+        for cand in _candidates(_get(dumped, leaf)):
+            data = copy.deepcopy(dumped)
+            _set(data, leaf, cand)
+            try:
+                p = policy_from_dict(data)
+            except PolicyError:
+                continue
+            if p == base:
+                continue
+            assert policy_hash(p) != h, (leaf, cand)
+            changed += 1
+        if not changed:
+            untested.append(leaf)
+    assert untested == []
+
+
+def _every_model_field_is_dumped(model: BaseModel, dumped: dict[str, Any]) -> None:
+    assert set(dumped) == set(type(model).model_fields), type(model).__name__
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            _every_model_field_is_dumped(value, dumped[name])
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, BaseModel):
+                    _every_model_field_is_dumped(v, dumped[name][k])
+        elif isinstance(value, tuple):
+            for i, v in enumerate(value):
+                if isinstance(v, BaseModel):
+                    _every_model_field_is_dumped(v, dumped[name][i])
+
+
+def _get(node: Any, path: tuple[Any, ...]) -> Any:
+    for p in path:
+        node = node[p]
+    return node
+
+
+def _set(node: Any, path: tuple[Any, ...], value: Any) -> None:
+    _get(node, path[:-1])[path[-1]] = value
+
+
+def test_differently_written_toml_has_the_same_hash() -> None:
+    """The example rewritten by hand: keys and tables in another order, inline tables as
+    tables and back, set-like lists reordered (and a duplicate venue), defaults spelled
+    out, integers as floats, no comments."""
+    text = """
+[perp]
+venues = ["binanceusdm", "hyperliquid", "binanceusdm"]
+max_quote_age_seconds = 300
+rebalance_band = 0.1
+hedge_ratio = 0.5
+enabled = true
+
+[depeg]
+min_level = "stress"
+action = "exit_lp"
+
+[layers.structural]
+premium.max_pct_of_spot = 0.06
+roll = { max_strike_change = 0.03, days_before_expiry = 30.0 }
+size = { fraction_of_x_max = 0.4 }
+hysteresis = { min_engaged_hours = 72, levels = 0 }
+strike = { put_offset = [0.05, 0.07], tolerance = 0.02 }
+trigger = { signals = { tvl_drop = "elevated" }, min_level = "elevated" }
+min_days = 60
+max_days = 120.0
+
+[layers.intermediate]
+max_days = 45
+min_days = 15
+hysteresis = { min_engaged_hours = 48, levels = 1 }
+premium = { max_pct_of_spot = 0.04 }
+roll = { max_strike_change = 0.03, days_before_expiry = 10 }
+size = { fraction_of_x_max = 0.35, min_adjust_fraction = 0.05 }
+strike = { put_offset = [0.05, 0.07] }
+[layers.intermediate.trigger]
+signals.iv_percentile = "elevated"
+min_level = "stress"
+
+[layers.short]
+min_days = 0
+max_days = 7
+trigger = { signals = { term_structure = "elevated" }, min_level = "crisis" }
+[layers.short.strike]
+calls = false
+put_offset = [0.05, 0.07]
+[layers.short.size]
+min_adjust_fraction = 0.05
+fraction_of_x_max = 0.25
+[layers.short.roll]
+max_strike_change = 0.03
+days_before_expiry = 1
+[layers.short.premium]
+max_pct_of_spot = 0.02
+[layers.short.hysteresis]
+min_engaged_hours = 24
+levels = 0
+
+[budget]
+session_cap_share = 0.25
+share_of_expected_fees = 0.5
+
+[liquidity]
+max_quote_age_seconds = 300
+min_open_interest = 50.0
+max_spread = 0.15
+
+[venues]
+options = ["derive", "deribit"]
+
+[[coverage]]
+token_ids = []
+underlying_token = "token1"
+pool = "0x88E6A0C2DDD26FEEB64F039A2C41296FCB3F5640"
+quote = "USDC"
+underlying = "ETH"
+
+[governance]
+override_max_ttl_hours = 72.0
+single_owner_may_tighten = true
+"""
+    text = 'name = "Treasury ETH/USDC 0.05% protection"\nversion = "2026-11-21.1"\n' + text
+    assert policy_hash(parse_policy(text)) == policy_hash(load_policy(str(EXAMPLE)))
+    # and one semantic change in that text changes it
+    assert policy_hash(parse_policy(text.replace("levels = 1", "levels = 2"))) != \
+        policy_hash(load_policy(str(EXAMPLE)))
+
+
+def test_coverage_order_and_token_id_order_do_not_change_the_hash() -> None:
+    a = mutate("coverage", [
+        {**BASE["coverage"][0], "token_ids": [5, 3]},
+        {**BASE["coverage"][0], "token_ids": [9]},
+        {"underlying": "ETH", "quote": "USDT", "underlying_token": "token0",
+         "pool": "0x11b815efb8f581194ae79006d24e0d814b7697f6"}])
+    b = copy.deepcopy(a)
+    b["coverage"] = [b["coverage"][2], b["coverage"][1], {**b["coverage"][0],
+                                                          "token_ids": [3, 5, 3]}]
+    assert policy_hash(policy_from_dict(a)) == policy_hash(policy_from_dict(b))
+    b["coverage"][1]["token_ids"] = [10]
+    assert policy_hash(policy_from_dict(a)) != policy_hash(policy_from_dict(b))
+
+
 @pytest.mark.parametrize(("path", "value"), [
     ("layers.intermediate.size.fraction_of_x_max", 0.36),
     ("venues.options", ["deribit"]),
@@ -175,6 +358,12 @@ def test_any_semantic_change_changes_the_hash(path: str, value: Any) -> None:
     ("budgett", {}, "budgett", "unknown field (allowed: budget, coverage"),
     ("coverage", [], "coverage", "at least 1 item"),
     ("coverage.0.pool", "0x1234", "coverage[0].pool", "0x-prefixed 20-byte hex address"),
+    # ambiguous coverage: a position would match two entries
+    ("coverage", [BASE["coverage"][0], BASE["coverage"][0]], "coverage",
+     "entries [0] and [1] both cover pool 0x88e6a0c2ddd26feeb64f039a2c41296fcb3f5640 pool-wide"),
+    ("coverage", [{**BASE["coverage"][0], "token_ids": [1, 2]},
+                  {**BASE["coverage"][0], "token_ids": [2]}], "coverage",
+     "entries [0] and [1] both list token id 2"),
     ("layers.short.roll.days_before_expiry", 7, "layers.short",
      "roll.days_before_expiry 7 must be < max_days 7"),
     ("layers.short.min_days", 8, "layers.short", "min_days 8 must be < max_days 7"),
