@@ -89,7 +89,7 @@ def test_refused_replayed(safe: S.SafeAdapter, owners: list[LocalAccount], store
     gate = G.OverrideGate(safe, store, STRICT)
     docs = signed(p, owners[0], owners[1])
     gate.apply(docs, now=NOW)
-    with pytest.raises(G.OverrideRefused, match="replayed"):
+    with pytest.raises(G.OverrideRefused, match=f"replayed: override 0x{p.override_hash.hex()} was already applied"):
         gate.apply(docs, now=NOW + 1)
     # Same nonce, different content: also a replay of the nonce.
     q = proposal(safe, "emergency_exit", nonce=0)
@@ -110,6 +110,10 @@ def test_refused_expiry_beyond_policy_ttl(safe: S.SafeAdapter, owners: list[Loca
     p = proposal(safe, expiry=NOW + 49 * 3600)
     with pytest.raises(G.OverrideRefused, match="further than 48"):
         G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[0], owners[1]), now=NOW)
+    assert "further than 48" in refusal_reasons(store)[-1]
+    # one second inside the limit is accepted
+    q = proposal(safe, expiry=NOW + 48 * 3600)
+    assert G.OverrideGate(safe, store, STRICT).apply(signed(q, owners[0], owners[1]), now=NOW).record.expiry == NOW + 48 * 3600
 
 
 def test_refused_wrong_chain(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
@@ -155,6 +159,7 @@ def test_refused_duplicate_signer(safe: S.SafeAdapter, owners: list[LocalAccount
     docs = signed(p, owners[1], owners[1])
     with pytest.raises(G.OverrideRefused, match=f"duplicate signer {owners[1].address}"):
         G.OverrideGate(safe, store, STRICT).apply(docs, now=NOW)
+    assert store.events(event="refusal")[-1].reason == f"duplicate signer {owners[1].address}"
     # and the Safe itself agrees the doubled signature is invalid (GS026)
     sig = bytes.fromhex(docs[0]["signature"][2:])
     assert not safe.is_valid_signature(p.override_hash, sig + sig).valid
@@ -164,10 +169,20 @@ def test_tightening_with_one_owner_only_if_policy_allows(safe: S.SafeAdapter, ow
     p = proposal(safe, "emergency_exit", nonce=7)
     with pytest.raises(G.OverrideRefused, match=r"under threshold: 1 of 2 .*tightening"):
         G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[0]), now=NOW)
+    assert "tightening" in refusal_reasons(store)[-1]
     applied = G.OverrideGate(safe, store, LENIENT).apply(signed(p, owners[0]), now=NOW)
     assert applied.required == 1 and applied.signers == [owners[0].address]
     ver = store.events(event="verification")[-1]
     assert "checkNSignatures" in ver.reason  # verified by the Safe on-chain, 1 current owner
+
+
+@pytest.mark.parametrize("kind, params", [("pause_new_risk", {}), ("emergency_exit", {}), ("add_protection", {"layer": "short"})])
+def test_each_tightening_kind_one_owner_when_policy_allows(kind: str, params: dict[str, Any], safe: S.SafeAdapter,
+                                                          owners: list[LocalAccount], store: AuditStore) -> None:
+    p = proposal(safe, kind, params, nonce=30)
+    with pytest.raises(G.OverrideRefused, match="under threshold: 1 of 2"):
+        G.OverrideGate(safe, store, STRICT).apply(signed(p, owners[2]), now=NOW)
+    assert G.OverrideGate(safe, store, LENIENT).apply(signed(p, owners[2]), now=NOW).required == 1
 
 
 def test_tightening_single_signature_still_checked_on_chain(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
@@ -178,11 +193,16 @@ def test_tightening_single_signature_still_checked_on_chain(safe: S.SafeAdapter,
 
 
 def test_loosening_always_needs_threshold(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
-    for kind, params in [("disable_hedging", {}), ("close_protection_early", {"layer": "short"}),
-                         ("pause_layer", {"layer": "intermediate"}), ("change_cap", {"cap": "x", "value": "1"})]:
+    # The issue's tightening kinds, written out; every other kind is loosening.
+    assert {"pause_new_risk", "emergency_exit", "add_protection"} == G.TIGHTENING_KINDS
+    sample = {"layer": "intermediate", "cap": "x", "value": "1"}
+    loosening = [(k, {p: sample[p] for p in need}) for k, need in G.OVERRIDE_KINDS.items() if k not in G.TIGHTENING_KINDS]
+    assert {k for k, _ in loosening} >= {"disable_hedging", "close_protection_early", "pause_layer", "resume_layer", "change_cap"}
+    for kind, params in loosening:
         p = proposal(safe, kind, params, nonce=20)
         with pytest.raises(G.OverrideRefused, match=r"under threshold: 1 of 2 .*loosening"):
             G.OverrideGate(safe, store, LENIENT).apply(signed(p, owners[0]), now=NOW)
+        assert refusal_reasons(store)[-1].endswith(f"loosening override {kind}")
 
 
 def test_forged_hash_in_file_refused(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
@@ -239,4 +259,36 @@ def test_malformed_files_refused_with_the_field_named_and_logged(safe: S.SafeAda
             gate.apply(docs, now=NOW)
         assert refusal_reasons(store)[-1] == str(refused.value)
     assert len(refusal_reasons(store)) == len(cases)
+    assert store.active_overrides(safe.chain_id, safe.address, NOW) == []
+
+
+class _StaleOwners:
+    """A Safe view whose owner list is stale (read before a swapOwner): the local checks pass,
+    only the Safe's own on-chain verdict can refuse."""
+
+    def __init__(self, safe: S.SafeAdapter, owners: list[str]) -> None:
+        self._safe, self._owners = safe, owners
+
+    def owners(self) -> list[str]:
+        return list(self._owners)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._safe, name)
+
+
+@pytest.mark.parametrize("kind, settings_", [("disable_hedging", STRICT), ("emergency_exit", LENIENT)])
+def test_the_safes_onchain_verdict_decides_over_a_stale_owner_list(
+    kind: str, settings_: G.GovernanceSettings, clean_chain: Any, safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore
+) -> None:
+    from tests.governance.conftest import execute_with_owners
+
+    stale = safe.owners()
+    to, data = S.swap_owner_call(safe, owners[0].address, Account.create().address)
+    execute_with_owners(safe, safe.build_tx(to, 0, data), clean_chain.owner_keys[1:3], clean_chain.deployer.key.hex())
+    assert owners[0].address not in safe.owners()
+    p = proposal(safe, kind, nonce=99)
+    gate = G.OverrideGate(_StaleOwners(safe, stale), store, settings_)
+    with pytest.raises(G.OverrideRefused, match="the Safe rejected the signatures: GS026"):
+        gate.apply(signed(p, owners[0], owners[1]) if settings_ is STRICT else signed(p, owners[0]), now=NOW)
+    assert "GS026" in refusal_reasons(store)[-1]
     assert store.active_overrides(safe.chain_id, safe.address, NOW) == []
