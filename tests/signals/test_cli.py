@@ -119,9 +119,15 @@ async def test_signals_json_end_to_end(tmp_path, sigchain):
     assert sig["depeg"]["evidence"]["worst_source"] == "chainlink:USDC/USD"
     assert sig["depeg"]["evidence"]["sources"]["binance:USDC/USDT"].get("bps") == pytest.approx(-12), sig["depeg"]["evidence"]["sources"]
     assert sig["tvl_drop"]["level"] == "elevated"  # -10% over 48h
-    assert sig["iv_percentile"]["level"] in ("calm", "elevated", "stress", "crisis")
+    # DVOL of day i back is 50 + i % 17: the latest (50) is the window's minimum, tied by
+    # every 17th day; the share at or below it is ceil(points / 17) / points
+    iv = sig["iv_percentile"]["evidence"]
+    assert iv["latest"] == 50.0 and iv["points"] in (90, 91)
+    assert iv["percentile"] == pytest.approx(100 * -(-iv["points"] // 17) / iv["points"])
+    assert sig["iv_percentile"]["level"] == "calm"
     assert eth["level"] == "crisis"
-    assert eth["reason"].split(":")[0] in ("funding crisis", "term_structure crisis")
+    # two crisis signals (funding, term structure): the tie goes to the later name
+    assert eth["reason"].startswith("term_structure crisis: backwardation")
     # hysteresis state was stored and is read back on the next run
     from bot import market_store
     levels = market_store.load_levels(market_store.make_engine(f"sqlite:///{tmp_path}/state.db"))
@@ -155,6 +161,27 @@ async def test_signals_all_sources_down_is_unknown_not_a_crash(tmp_path):
     ('feeds = [{asset = "USDC", label = "x", address = "0x1"}]', "feeds/pools/tvl_pools need rpc_url"),
     ('books = [{asset = "USDC"}]', "books[0] misses venue, symbol"),
     ("this is not toml", "signals config"),
+    # each of these used to crash later (a traceback turned into "error: ValueError: ...",
+    # exit 1) or, for a string where a list belongs, to watch "E", "T", "H" silently
+    ('underlyings = "ETH"', "underlyings: Input should be a valid list"),
+    ('timeout_s = "x"', "timeout_s: Input should be a valid number"),
+    ('api_urls = "x"', "api_urls: Input should be a valid dictionary"),
+    ("rate_limit = 0", "rate_limit must be >= 1"),
+    ('funding_venues = ["kraken"]', "funding venue 'kraken' is not supported"),
+    ('books = [{asset = "USDC", venue = "nope", symbol = "X/Y"}]', "books[0]: unknown venue 'nope'"),
+    ('books = ["x"]', "books[0]: Input should be a valid dictionary"),
+    ('rpc_url = "http://127.0.0.1:9"\nfeeds = [{asset = "USDC", label = "x", address = "0x1"}]',
+     "feeds[0].address '0x1' is not an address"),
+    ('rpc_url = "http://127.0.0.1:9"\nfeeds = [{asset = "USDC", label = "x", address = '
+     f'"{"0x" + "ab" * 20}", heartbeet = 3600}}]', "feeds[0]: unknown key(s) heartbeet"),
+    ('rpc_url = "http://127.0.0.1:9"\nfeeds = [{asset = "USDC", label = "x", address = '
+     f'"{"0x" + "ab" * 20}", heartbeat = "day"}}]', "feeds[0].heartbeat must be int, got 'day'"),
+    ('rpc_url = "http://127.0.0.1:9"\ntvl_pools = [{label = "p", address = '
+     f'"{"0x" + "ab" * 20}", feed0 = "{"0x" + "cd" * 20}", feed1 = "{"0x" + "cd" * 20}", '
+     'heartbeat0 = -5}]', "tvl_pools[0].heartbeat0 must be > 0 seconds"),
+    ('rpc_url = "http://127.0.0.1:9"\npools = [{asset = "USDC", label = "x", address = '
+     f'"{"0x" + "ab" * 20}", asset_is_token0 = "yes"}}]',
+     "pools[0].asset_is_token0 must be bool, got 'yes'"),
 ])
 def test_signals_bad_config_refused(tmp_path, content, msg):
     cfg = tmp_path / "bad.toml"
