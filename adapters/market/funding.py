@@ -51,12 +51,16 @@ def _interval_hours(text: Any) -> float | None:
 
 
 def _as_of(fr: dict[str, Any]) -> int:
-    """When the venue stated the rate: its timestamp, Deribit's usOut, else receipt time."""
+    """When the venue stated the rate: ccxt's timestamp, else the venue's own stamp that
+    ccxt leaves in ``info`` (OKX ``ts`` ms, Deribit ``usOut`` us), else receipt time."""
     if fr.get("timestamp"):
         return ms_to_s(fr["timestamp"])
     info = fr.get("info")
-    if isinstance(info, dict) and info.get("usOut"):
-        return int(finite(info["usOut"], "usOut")) // 1_000_000
+    if isinstance(info, dict):
+        if info.get("ts"):
+            return ms_to_s(info["ts"], "ts")
+        if info.get("usOut"):
+            return int(finite(info["usOut"], "usOut")) // 1_000_000
     return now_s()  # a live (predicted) rate the venue did not timestamp: time of receipt
 
 

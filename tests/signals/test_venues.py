@@ -50,7 +50,8 @@ async def start_venue(venue: str, now_ms: int, tape: V.FundingTape | None = None
 @pytest.mark.parametrize("venue", VENUES)
 async def test_current_funding_parsed_by_ccxt(venue):
     now = wall_ms()
-    srv = await start_venue(venue, now)
+    venue_clock = now - 90_000  # the venue stamped its answer 90 s ago
+    srv = await start_venue(venue, venue_clock)
     feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=3)
     try:
         r = await feed.current()
@@ -61,9 +62,10 @@ async def test_current_funding_parsed_by_ccxt(venue):
     hours = 1.0 if venue == "hyperliquid" else 8.0
     assert r.extra["interval_hours"] == hours
     assert r.extra["annualised"] == pytest.approx(CURRENT * 8760 / hours)
-    assert abs(r.as_of - now / 1000) <= 5
-    if venue == "binanceusdm":  # the venue's own timestamp is used when given
-        assert r.as_of == now // 1000
+    if venue == "hyperliquid":  # metaAndAssetCtxs carries no time: time of receipt
+        assert abs(r.as_of - now / 1000) <= 5
+    else:  # the venue's own stamp: Binance time, Bybit time, OKX ts, Deribit usOut
+        assert r.as_of == venue_clock // 1000
     paths = {h[1] for h in srv.hits}
     expected = {"binanceusdm": "/fapi/v1/premiumIndex", "bybit": "/v5/market/tickers",
                 "okx": "/api/v5/public/funding-rate", "hyperliquid": "/info#metaAndAssetCtxs",
