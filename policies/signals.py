@@ -21,6 +21,7 @@ Both stay importable from here.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -218,6 +219,14 @@ class FundingConfig:
         default_factory=lambda: Thresholds(elevated=0.60, stress=1.20, crisis=2.50, band=0.10))
     zscore: Thresholds = field(  # |z| of recent funding versus its baseline
         default_factory=lambda: Thresholds(elevated=4.0, stress=7.0, crisis=12.0, band=0.5))
+
+    def __post_init__(self) -> None:
+        # a zero floor would divide by zero on a flat baseline (all rates equal)
+        for name in ("recent_hours", "baseline_days", "min_std", "max_age_intervals",
+                     "max_abs_rate"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"FundingConfig.{name} must be finite and > 0, got {value!r}")
 
 
 def _funding_venue(venue: str, series: Sequence[FundingPoint], now: int, previous: Level | None,

@@ -173,6 +173,18 @@ def test_funding_exact():
     assert S.FundingPoint(0, 0.0001, 1).annualised == pytest.approx(0.876)
 
 
+def test_funding_flat_baseline_and_config_refusals():
+    """A perfectly flat baseline (std 0) uses the floor: z = (current - mean) / min_std."""
+    r = S.funding({"bybit": tape([0.0001] * 90 + [0.0002])}, NOW)
+    v = r.evidence["venues"]["bybit"]
+    assert v["baseline_std"] == pytest.approx(0.0, abs=1e-12)
+    assert v["z"] == pytest.approx((0.0002 - 0.0001) * 1095 / 0.05)
+    for bad in ({"min_std": 0.0}, {"min_std": math.nan}, {"recent_hours": 0},
+                {"max_age_intervals": -1.0}, {"max_abs_rate": 0.0}):
+        with pytest.raises(ValueError, match=f"FundingConfig.{next(iter(bad))} must be"):
+            S.FundingConfig(**bad)
+
+
 def test_funding_unknown_and_partial():
     base = [0.0001] * 90
     assert S.funding({}, NOW).level is None
