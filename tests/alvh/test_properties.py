@@ -4,6 +4,7 @@ orientations, random chains with defects, random regimes, books, budgets and pol
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from dataclasses import replace
 from decimal import ROUND_CEILING, Decimal
@@ -164,6 +165,18 @@ def states(draw: st.DrawFn, level: Level | None = None,
                 layer = "short" if dte < 11 else "intermediate" if dte < 50 else "structural"
             size = inst.size_step * rnd.randint(1, 300)
             holdings[(*inst.key, layer)] = OptionHolding(inst, size, layer)
+        # holdings inside their layer's roll window (due now), so that rolls are common
+        for _ in range(draw(st.integers(1, 3) if friendly else st.integers(0, 1))):
+            layer = rnd.choice(LAYERS)
+            roll_days = policy.layers[layer].roll.days_before_expiry
+            if roll_days <= 0:
+                continue
+            inst = f.instrument(rnd.choice(["deribit", "derive"]), rnd.choice(strikes),
+                                roll_days * rnd.uniform(0.05, 0.95),
+                                rnd.choice([OptionKind.PUT, OptionKind.CALL]),
+                                rnd.choice(["0.1", "1", "0.01"]), now=now)
+            holdings[(*inst.key, layer)] = OptionHolding(
+                inst, inst.size_step * rnd.randint(1, 300), layer)
         engaged = tuple(LayerEngagement("ETH", name, now - rnd.randint(0, 200) * 3600)
                         for name in LAYERS if friendly or rnd.random() < 0.6)
         perps = tuple(PerpHolding(v, "ETH", Decimal(rnd.randint(-50000, 2000)) / 1000)
@@ -364,23 +377,100 @@ def test_calm_regime_with_empty_book_buys_nothing(inp: DecisionInputs) -> None:
     assert all(t.desired == 0 for t in d.targets)
 
 
+# ------------------------------------------------------------------ engagement
+
+
+_RANK = {"calm": 0, "elevated": 1, "stress": 2, "crisis": 3}
+
+
+def expect_engaged(inp: DecisionInputs, underlying: str, name: str) -> bool:
+    """docs/policy.md's engagement rule, written out again independently of the engine:
+    a trigger fires when the regime level or a named signal reaches its level; once
+    engaged a layer stays so for the cooldown and while a trigger is within the hysteresis
+    band; an unknown regime keeps the layer as it was."""
+    layer = inp.policy.layers[name]
+    prev = next((e for e in inp.book.engaged
+                 if e.underlying == underlying and e.layer == name), None)
+    regime = next((r for r in inp.regimes if r.underlying == underlying), None)
+    if regime is None or regime.level is None:
+        return prev is not None
+
+    def fires(slack: int) -> bool:
+        trig = layer.trigger
+        assert regime is not None and regime.level is not None
+        if trig.min_level is not None and int(regime.level) >= _RANK[trig.min_level] - slack:
+            return True
+        for s in regime.signals:
+            need = trig.signals.get(s.name)
+            if need is not None and s.level is not None and int(s.level) >= _RANK[need] - slack:
+                return True
+        return False
+
+    if fires(0):
+        return True
+    if prev is None:
+        return False
+    if inp.now - prev.since < layer.hysteresis.min_engaged_hours * 3600:
+        return True
+    return layer.hysteresis.levels > 0 and fires(layer.hysteresis.levels)
+
+
+@SETTINGS
+@given(states())
+def test_engagement_follows_the_documented_rule(inp: DecisionInputs) -> None:
+    d = decide(inp)
+    after = {(e.underlying, e.layer) for e in d.book_after.engaged}
+    for name in inp.policy.layers:
+        want = expect_engaged(inp, "ETH", name)
+        prev = inp.book.engagement("ETH", name) is not None
+        event(f"{'engaged' if prev else 'idle'} -> {'engaged' if want else 'not engaged'}")
+        assert (("ETH", name) in after) == want, name
+        for t in d.targets:
+            if t.layer == name:
+                assert (t.state == "engaged") == (want and t.state != "unknown")
+                if not want:
+                    assert t.desired == 0 and t.bought == 0
+
+
 # ------------------------------------------------------------------ rolls and instrument choice
 
 
+def engine_spot(d: Decision) -> float:
+    """The spot the premium limit is taken against: the deepest covered position's."""
+    return max(d.exposures, key=lambda e: (e.liquidity, e.pool)).spot
+
+
+def ineligible(inp: DecisionInputs, spot: float, q: OptionQuote, layer_name: str) -> str | None:
+    """docs/policy.md 'Instrument choice', written out again: why a quote is unusable."""
+    policy, layer, inst = inp.policy, inp.policy.layers[layer_name], q.instrument
+    liq = policy.liquidity
+    days = (inst.expiry - inp.now) / f.DAY
+    if inst.venue not in policy.venues.options:
+        return "venue"
+    if inst.expiry <= inp.now:
+        return "expired"
+    if days < max(layer.min_days, layer.roll.days_before_expiry) or days > layer.max_days:
+        return "tenor"
+    if not 0 <= inp.now - q.as_of <= liq.max_quote_age_seconds:
+        return "stale"
+    if q.bid is None or q.ask is None or not 0 <= q.bid <= q.ask or q.ask <= 0:
+        return "quote"
+    if (q.ask - q.bid) / (0.5 * (q.bid + q.ask)) > liq.max_spread:
+        return "spread"
+    if q.open_interest is None or q.open_interest < liq.min_open_interest:
+        return "open interest"
+    if q.ask > layer.premium.max_pct_of_spot * spot:
+        return "premium"
+    return None
+
+
 def _check_eligible(inp: DecisionInputs, d: Decision, inst: Instrument, layer_name: str) -> None:
-    policy = inp.policy
-    layer = policy.layers[layer_name]
-    q = quote_of(inp, inst)
-    dte_s = inst.expiry - inp.now
     assert inst.expiry > inp.now, "expired instrument chosen"
-    assert dte_s >= max(layer.min_days, layer.roll.days_before_expiry) * f.DAY
-    assert dte_s <= layer.max_days * f.DAY
-    assert inst.venue in policy.venues.options
-    assert 0 <= inp.now - q.as_of <= policy.liquidity.max_quote_age_seconds
-    assert q.bid is not None and q.ask is not None and 0 <= q.bid <= q.ask
-    assert (q.ask - q.bid) / ((q.ask + q.bid) / 2) <= policy.liquidity.max_spread + 1e-12
-    assert q.open_interest is not None and q.open_interest >= policy.liquidity.min_open_interest
-    assert q.ask <= layer.premium.max_pct_of_spot * max(e.spot for e in d.exposures) + 1e-9
+    assert ineligible(inp, engine_spot(d), quote_of(inp, inst), layer_name) is None
+
+
+def lot_cents(ask: float, step: Decimal) -> int:
+    return int((Fraction(repr(ask)) * Fraction(step) * 100).__ceil__())
 
 
 @SETTINGS
@@ -389,29 +479,62 @@ def test_rolls_follow_the_rule_and_only_liquid_live_instruments_are_chosen(
         inp: DecisionInputs) -> None:
     d = decide(inp)
     policy = inp.policy
-    rolled = {}
+    rolled: dict[tuple[str, str, str], RollOption] = {}
     for i in d.intents:
         if isinstance(i, OpenOption):
             _check_eligible(inp, d, i.instrument, i.layer)
         elif isinstance(i, RollOption):
             _check_eligible(inp, d, i.open_instrument, i.layer)
-            rule = policy.layers[i.layer].roll.days_before_expiry
-            left = i.close_instrument.expiry - inp.now
-            assert 0 < left < rule * f.DAY  # before expiry, inside the roll window only
-            rolled[(*i.close_instrument.key, i.layer)] = i
-    # engaged now, or engaged before and kept so while the regime is unknown
-    engaged = {t.layer for t in d.targets
-               if t.state == "engaged"
-               or (t.state == "unknown" and inp.book.engagement(t.underlying, t.layer) is not None)}
+            rule = policy.layers[i.layer].roll
+            old, new = i.close_instrument, i.open_instrument
+            left = old.expiry - inp.now
+            assert 0 < left < rule.days_before_expiry * f.DAY  # before expiry, in the window
+            assert abs(new.strike - old.strike) <= rule.max_strike_change * old.strike * (1 + 1e-9)
+            assert (new.kind, new.underlying) == (old.kind, old.underlying)
+            assert new.expiry > old.expiry
+            assert i.open_size >= i.close_size
+            rolled[(*old.key, i.layer)] = i
+    total, cap = limits(inp)
+    room_left = max(0, min(cap - inp.budget.spent_session_cents,
+                           total - inp.budget.spent_total_cents)) - d.spent_cents
     for h in inp.book.options:
+        key = (*h.instrument.key, h.layer)
+        if h.instrument.expiry <= inp.now:  # expired: settled in full, never rolled
+            assert key not in rolled
+            assert [i.size for i in d.intents if isinstance(i, CloseOption)
+                    and (*i.instrument.key, i.layer) == key] == [h.size]
+            continue
         layer = policy.layers.get(h.layer)
-        if layer is None or h.instrument.expiry <= inp.now:
+        if layer is None:  # a layer the policy no longer has: left alone
+            assert key not in rolled
             continue
         due = h.instrument.expiry - inp.now < layer.roll.days_before_expiry * f.DAY
-        key = (*h.instrument.key, h.layer)
-        if not due:
-            assert key not in rolled
-        elif h.layer in engaged:  # rolled, or a note says why not (no instrument / budget)
-            assert key in rolled or any(h.instrument.symbol in n for n in d.notes)
+        if not due or not expect_engaged(inp, h.instrument.underlying, h.layer):
+            event("due, layer not engaged: kept" if due else "not due")
+            assert key not in rolled  # not due, or the layer is released/idle: runs to expiry
+            continue
+        # due in an engaged layer (also one kept engaged under an unknown regime): rolled,
+        # unless no eligible instrument lies within max_strike_change or the budget left
+        # cannot pay for the replacement of one lot
+        k, tol = h.instrument.strike, layer.roll.max_strike_change
+        spot = engine_spot(d)
+        costs = [lot_cents(q.ask, q.instrument.size_step)
+                 * math.ceil(h.instrument.size_step / q.instrument.size_step)
+                 for q in inp.quotes
+                 if q.ask is not None and q.instrument.kind is h.instrument.kind
+                 and q.instrument.underlying == h.instrument.underlying
+                 and k * (1 - tol) <= q.instrument.strike <= k * (1 + tol)
+                 and ineligible(inp, spot, q, h.layer) is None]
+        event("due: rolled" if key in rolled else
+              "due: not rolled, no instrument" if not costs else "due: not rolled, budget")
+        if key in rolled:
+            r = rolled[key]
+            if r.close_size == h.size:  # the same size, rounded up to the new lot
+                assert r.open_size - r.close_size < r.open_instrument.size_step
+            else:  # a partial roll is a clipped one: whole old lots that the buy replaces
+                assert any(h.instrument.symbol in c.text for c in d.clips)
+                assert r.close_size % h.instrument.size_step == 0
+                assert r.open_size - r.close_size < h.instrument.size_step
         else:
-            assert key not in rolled
+            assert not costs or room_left < max(costs), (h, costs, room_left)
+            assert any(h.instrument.symbol in n for n in d.notes)
