@@ -400,8 +400,9 @@ def expect_engaged(inp: DecisionInputs, underlying: str, name: str) -> bool:
         assert regime is not None and regime.level is not None
         if trig.min_level is not None and int(regime.level) >= _RANK[trig.min_level] - slack:
             return True
+        wanted: dict[str, str] = {k: v for k, v in trig.signals.items()}
         for s in regime.signals:
-            need = trig.signals.get(s.name)
+            need = wanted.get(s.name)
             if need is not None and s.level is not None and int(s.level) >= _RANK[need] - slack:
                 return True
         return False
