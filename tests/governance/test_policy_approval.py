@@ -141,3 +141,76 @@ def test_bad_and_duplicate_policy_signatures_refused_and_logged(
     reasons = [e.reason for e in store.events(event="refusal")]
     assert len(reasons) == 3 and all(e.subject_hash == phash for e in store.events(event="refusal"))
     assert store.policy_approvals(safe.chain_id, safe.address) == []
+
+
+def test_policy_signed_on_chain_by_the_safe_is_accepted(
+    clean_chain: DevChain, safe: S.SafeAdapter, store: AuditStore, policy_text: str
+) -> None:
+    # Safe{Wallet}'s on-chain message signing: a threshold-signed DELEGATECALL to SignMessageLib
+    # (bytecode shipped in safe-eth-py) marks the SafeMessage hash signed; isValidSignature with
+    # an empty signature then answers the magic value.
+    from safe_eth.eth.contracts import get_sign_message_lib_contract
+
+    content = policy_text.encode()
+    gate = G.PolicyGate(safe, store)
+    with pytest.raises(G.PolicyNotApproved, match="not approved by the Safe"):
+        gate.load_bytes(content)
+    lib = get_sign_message_lib_contract(clean_chain.w3)
+    lib_address = clean_chain.transact(lib.constructor())["contractAddress"]
+    req = G.approval_request(G.policy_hash_of_bytes(content), safe.chain_id, safe.address)
+    data = bytes.fromhex(lib.functions.signMessage(req.data_hash)._encode_transaction_data()[2:])
+    tx = safe.build_tx(lib_address, 0, data, operation=1)
+    execute_with_owners(safe, tx, clean_chain.owner_keys[:2], clean_chain.deployer.key.hex())
+    assert safe.contract.functions.signedMessages(req.safe_message_hash).call() == 1  # the Safe's own record
+    loaded = gate.load_bytes(content)
+    assert loaded.from_file and loaded.policy_hash == req.policy_hash
+    # and only that message: an edited policy is still refused
+    with pytest.raises(G.PolicyNotApproved, match="not approved by the Safe"):
+        gate.load_bytes(content.replace(b"governance test", b"edited"))
+
+
+def test_tampered_stored_policy_bytes_are_never_run(
+    safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore, policy_text: str
+) -> None:
+    # Someone with write access to the database swaps the approved bytes behind the recorded
+    # hash and signatures: the fallback to "last approved" must not hand them to the bot.
+    from sqlmodel import Session
+
+    from bot.audit_store import PolicyApproval
+
+    content = policy_text.encode()
+    gate = G.PolicyGate(safe, store)
+    gate.approve(content, [G.sign_policy(content, o, safe.chain_id, safe.address) for o in owners[:2]])
+    evil = content.replace(b"single_owner_may_tighten = false", b"single_owner_may_tighten = true")
+    assert evil != content
+    with Session(store.engine) as session:
+        row = session.get(PolicyApproval, store.policy_approvals(safe.chain_id, safe.address)[0].id)
+        assert row is not None
+        row.content = evil
+        session.add(row)
+        session.commit()
+    with pytest.raises(G.PolicyNotApproved, match="not approved by the Safe"):
+        gate.load_bytes(evil)  # neither as the file...
+    with pytest.raises(G.PolicyNotApproved, match="not approved by the Safe"):
+        gate.load_bytes(content.replace(b"governance test", b"edited"))  # ...nor as the fallback
+
+
+class _WrongChainId:
+    """A Safe view that believes it is on another chain (misconfigured RPC or chain id)."""
+
+    def __init__(self, safe: S.SafeAdapter) -> None:
+        self._safe = safe
+        self.chain_id = safe.chain_id + 1
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._safe, name)
+
+
+def test_local_message_hash_disagreeing_with_the_safe_is_refused(
+    safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore, policy_text: str
+) -> None:
+    content = policy_text.encode()
+    sigs = [G.sign_policy(content, o, safe.chain_id, safe.address) for o in owners[:2]]
+    with pytest.raises(G.PolicyNotApproved, match="differs from the Safe's getMessageHash"):
+        G.PolicyGate(_WrongChainId(safe), store).approve(content, sigs)  # type: ignore[arg-type]
+    assert "getMessageHash" in store.events(event="refusal")[-1].reason
