@@ -31,18 +31,13 @@ async def download_funding(venue: str, base: str, since: int, until: int, out: P
                            timeout_s: float = 20.0) -> DownloadResult:
     feed = FundingFeed.create(venue, base, symbol, api_url, timeout_s)
     try:
-        points = await feed.history(since, limit=_page(venue), until_s=until)
+        points = await feed.history(since, until_s=until)  # pages of the venue's maximum
     finally:
         await feed.close()
     points = [p for p in points if since <= p.ts <= until]
     rows = write_funding(out, points)
     return DownloadResult("funding", venue, feed.symbol, str(out), rows,
                           points[0].ts if points else None, points[-1].ts if points else None)
-
-
-def _page(venue: str) -> int:
-    return {"binanceusdm": 1000, "bybit": 200, "okx": 100, "hyperliquid": 500,
-            "deribit": 744}.get(venue, 100)
 
 
 async def download_ohlcv(venue: str, symbol: str, timeframe: str, since: int, until: int,

@@ -28,6 +28,10 @@ DEFAULT_SYMBOLS: dict[str, str] = {
     "hyperliquid": "{base}/USDC:USDC",
     "deribit": "{base}/USD:{base}",
 }
+# Most rows one answer of the venue's funding history holds (its documented maximum).
+PAGE_LIMIT: dict[str, int] = {
+    "binanceusdm": 1000, "bybit": 200, "okx": 100, "hyperliquid": 500, "deribit": 744,
+}
 MAX_ABS_RATE = 0.05  # per interval; venue caps are far below, beyond is absurd
 
 
@@ -126,29 +130,37 @@ class FundingFeed:
 
     async def history(self, since_s: int, limit: int | None = None,
                       until_s: int | None = None) -> list[FundingPoint]:
-        """Settled funding from ``since_s`` on, paging until ``until_s`` (or no more).
+        """Settled funding in [``since_s``, ``until_s``] (no ``until_s``: up to the venue's now).
 
-        Raises on outside failures (the caller decides); invalid rows raise SourceError.
+        Each answer is capped at a page (``limit``, at most the venue's PAGE_LIMIT), and
+        venues differ in which end of a range a capped answer keeps: Binance, Hyperliquid
+        and OKX the oldest rows, Bybit and Deribit the newest. So a full page is followed
+        on both sides: the part of the range before its oldest row and after its newest
+        row are asked for again (unless narrower than the settlement spacing), until every
+        part of the range has been answered. Raises on outside failures (the caller
+        decides); invalid rows raise SourceError.
         """
         await self.guard.call(self._markets)
+        cap = PAGE_LIMIT.get(self.venue, 100)
+        page_size = min(limit, cap) if limit else cap
         out: dict[int, tuple[float, float | None]] = {}
-        cursor = since_s * 1000
-        end_ms = None if until_s is None else until_s * 1000
+        todo: list[tuple[int, int | None]] = [(since_s * 1000, None if until_s is None
+                                                else until_s * 1000)]
         for _ in range(10_000):
-            params: dict[str, Any] = {}
-            if end_ms is not None:
-                params["until"] = end_ms
+            if not todo:
+                break
+            lo, hi = todo.pop()
 
-            async def page(cursor: int = cursor, params: dict[str, Any] = params) -> Any:
+            async def page(lo: int = lo, hi: int | None = hi) -> Any:
+                params = {} if hi is None else {"until": hi}
                 return await self.exchange.fetch_funding_rate_history(
-                    self.symbol, since=cursor, limit=limit, params=params)
+                    self.symbol, since=lo, limit=page_size, params=params)
 
             rows = await self.guard.call(page)
-            fresh = 0
-            last_ms = cursor
+            stamps: list[int] = []
             for row in rows:
                 ts_ms = int(finite(row.get("timestamp"), "timestamp"))
-                if end_ms is not None and ts_ms > end_ms:
+                if ts_ms < lo or (hi is not None and ts_ms > hi):
                     continue
                 rate = finite(row.get("fundingRate"), "fundingRate")
                 if abs(rate) > MAX_ABS_RATE:
@@ -156,14 +168,21 @@ class FundingFeed:
                 info = row.get("info") or {}
                 hours = _interval_hours(row.get("interval")) or _interval_hours(
                     info.get("interval") if isinstance(info, dict) else None)
-                if ts_ms // 1000 not in out:
-                    fresh += 1
                 out[ts_ms // 1000] = (rate, hours)
-                last_ms = max(last_ms, ts_ms)
-            if fresh == 0 or (end_ms is not None and last_ms >= end_ms) or limit is None:
-                break
-            cursor = last_ms + 1
+                stamps.append(ts_ms)
+            if not stamps:
+                continue  # nothing (more) in this part of the range
+            first, last = min(stamps), max(stamps)
+            full = len(rows) >= page_size
+            gaps = [b - a for a, b in itertools.pairwise(sorted(set(stamps))) if b > a]
+            spacing = min(gaps) if gaps else 1
+            if full and first - lo >= spacing:  # the venue kept the newest rows
+                todo.append((lo, first - 1))
+            if hi is None or (full and hi - last >= spacing):  # ... or the oldest
+                todo.append((last + 1, hi))
+        else:
+            raise SourceError(f"{self.venue}: funding history needs over 10000 pages")
         times = sorted(out)
-        spacing = spacing_hours(times)
-        default = spacing or DEFAULT_INTERVAL_HOURS.get(self.venue, 8.0)
+        spacing_h = spacing_hours(times)
+        default = spacing_h or DEFAULT_INTERVAL_HOURS.get(self.venue, 8.0)
         return [FundingPoint(ts, out[ts][0], out[ts][1] or default) for ts in times]

@@ -247,7 +247,12 @@ def bybit(now_ms: int, tape: FundingTape, current_rate: float) -> VenueServer:
         start = _int(_q(request, "startTime"))
         end = _int(_q(request, "endTime"))
         limit = _int(_q(request, "limit")) or 200
-        rows = tape.between(start, end)[-limit:]
+        if start is not None and end is None:  # documented: startTime alone is an error
+            return envelope({}) | {"retCode": 10001, "retMsg": "params error: endTime is "
+                                   "required when startTime is passed"}
+        if not 1 <= limit <= 200:
+            return envelope({}) | {"retCode": 10001, "retMsg": "params error: limit [1, 200]"}
+        rows = tape.between(start, end)[-limit:]  # newest first: the latest `limit` rows
         return envelope({"category": "linear", "list": [
             {"symbol": "ETHUSDT", "fundingRate": f"{r:.8f}", "fundingRateTimestamp": str(t)}
             for t, r in reversed(rows)]})  # newest first, as documented
