@@ -263,14 +263,17 @@ async def _shared_signals(cfg: SignalsConfig, now: int, previous: dict[str, Leve
         from web3 import AsyncHTTPProvider, AsyncWeb3
 
         w3 = AsyncWeb3(AsyncHTTPProvider(cfg.rpc_url, request_kwargs={"timeout": cfg.timeout_s}))
-        for f in cfg.feeds:
-            r = await ChainlinkFeed(w3, f["address"], f["label"],
-                                    int(f.get("heartbeat", 86400))).read()
-            readings.setdefault(f["asset"], []).append(r)
-        for p in cfg.pools:
-            r = await UniswapStablePool(w3, p["address"], p["label"],
-                                        bool(p.get("asset_is_token0", True))).read()
-            readings.setdefault(p["asset"], []).append(r)
+        try:
+            for f in cfg.feeds:
+                r = await ChainlinkFeed(w3, f["address"], f["label"],
+                                        int(f.get("heartbeat", 86400))).read()
+                readings.setdefault(f["asset"], []).append(r)
+            for p in cfg.pools:
+                r = await UniswapStablePool(w3, p["address"], p["label"],
+                                            bool(p.get("asset_is_token0", True))).read()
+                readings.setdefault(p["asset"], []).append(r)
+        finally:
+            await w3.provider.disconnect()
     for b in cfg.books:
         book = CexBook.create(b["venue"], b["symbol"], cfg.api_urls.get(b["venue"]),
                               cfg.timeout_s, bool(b.get("invert", False)))
@@ -318,26 +321,29 @@ async def _pool_tvl_signals(cfg: SignalsConfig, now: int, previous: dict[str, Le
 
     w3 = AsyncWeb3(AsyncHTTPProvider(cfg.rpc_url, request_kwargs={"timeout": cfg.timeout_s}))
     out: list[SignalReading] = []
-    for p in cfg.tvl_pools:
-        label = str(p["label"])
-        prices = [await ChainlinkFeed(w3, p[f"feed{i}"], f"{label}:token{i}",
-                                      int(p.get(f"heartbeat{i}", 86400))).read() for i in (0, 1)]
-        r = await PoolTvl(w3, p["address"], label).read(*prices)
-        sources.append(r.as_dict())
-        key = f"tvl:{label}"
-        if r.value is None or r.as_of is None:
-            out.append(SignalReading(S.TVL_DROP, None, f"{label}: TVL unknown: {r.reason}",
-                                     {"subject": key}))
-            continue
-        if engine is None:
-            out.append(SignalReading(S.TVL_DROP, None, f"{label}: no store (--no-state) "
-                                     "for TVL history", {"subject": key}))
-            continue
-        market_store.record_tvl(engine, key, r.as_of, r.value, r.source)
-        series = market_store.tvl_series(engine, key, r.as_of - 7 * 86400)
-        # samples are stamped by the chain's clock: judge them at the latest block's time
-        out.append(_about(S.tvl_drop(series, r.as_of, previous.get(f"{key}:{S.TVL_DROP}")),
-                          key))
+    try:
+        for p in cfg.tvl_pools:
+            label = str(p["label"])
+            prices = [await ChainlinkFeed(w3, p[f"feed{i}"], f"{label}:token{i}",
+                                          int(p.get(f"heartbeat{i}", 86400))).read() for i in (0, 1)]
+            r = await PoolTvl(w3, p["address"], label).read(*prices)
+            sources.append(r.as_dict())
+            key = f"tvl:{label}"
+            if r.value is None or r.as_of is None:
+                out.append(SignalReading(S.TVL_DROP, None, f"{label}: TVL unknown: {r.reason}",
+                                         {"subject": key}))
+                continue
+            if engine is None:
+                out.append(SignalReading(S.TVL_DROP, None, f"{label}: no store (--no-state) "
+                                         "for TVL history", {"subject": key}))
+                continue
+            market_store.record_tvl(engine, key, r.as_of, r.value, r.source)
+            series = market_store.tvl_series(engine, key, r.as_of - 7 * 86400)
+            # samples are stamped by the chain's clock: judge them at the latest block's time
+            out.append(_about(S.tvl_drop(series, r.as_of, previous.get(f"{key}:{S.TVL_DROP}")),
+                              key))
+    finally:
+        await w3.provider.disconnect()
     return out
 
 

@@ -102,6 +102,7 @@ async def test_signals_json_end_to_end(tmp_path, sigchain):
         for s in servers.values():
             await s.stop()
     assert code == 0, err
+    assert "Unclosed" not in err, err  # every HTTP session (venues, RPC) closed: quiet stderr
     doc = json.loads(out)
     (eth,) = doc["regimes"]
     sig = {s["name"]: s for s in eth["signals"]}
@@ -314,6 +315,7 @@ tvl_pools = [{{label = "tUSDC/tUSDT/500", address = "{pool}", feed0 = "{feeds[0]
     async def tvl_signal() -> dict:
         code, out, err = await run("signals", "--json", "--config", str(cfg))
         assert code == 0, err
+        assert "Unclosed" not in err, err
         doc = json.loads(out)
         (src,) = [s for s in doc["sources"] if s["name"].startswith("tvl:")]
         assert src["status"] == "ok", src
