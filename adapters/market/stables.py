@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 from web3 import AsyncWeb3
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from adapters.market.base import Guard, Reading, SourceError, finite, make_exchange, now_s
 from policies.signals import PegQuote
@@ -111,7 +112,15 @@ class ChainSource:
         async def run() -> Reading:
             nonlocal block_ts
             number, block_ts = await pinned_block(self.w3)
-            return await fetch(number, block_ts)
+            try:
+                return await fetch(number, block_ts)
+            except BadFunctionCallOutput:  # empty return data: nothing deployed there
+                raise SourceError(f"{self.label}: no contract answering at {self.address} "
+                                  f"(block {number})") from None
+            except ContractLogicError as exc:  # code there, but not the expected interface
+                raise SourceError(f"{self.label}: call reverted at {self.address} "
+                                  f"({exc.message or 'no reason'}): not a "
+                                  f"{self.KIND} contract?") from None
 
         return await self._guard.reading(self.name, max_age_s, run, now=lambda: block_ts)
 

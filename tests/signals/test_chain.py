@@ -104,8 +104,16 @@ async def test_feed_stopped_updating_and_not_a_feed(sigchain, feed_artifact):
     r = await ChainlinkFeed(aw3(sigchain), feed_c.address, "DAI/USD").read()
     assert r.value is None and r.reason.startswith("stale: ")
     # an address without code: the call fails, the reading says so
-    r = await ChainlinkFeed(aw3(sigchain), "0x" + "11" * 20, "X/USD").read()
-    assert r.value is None and r.reason
+    nobody = "0x" + "11" * 20
+    r = await ChainlinkFeed(aw3(sigchain), nobody, "X/USD").read()
+    assert r.value is None and r.reason.startswith(f"X/USD: no contract answering at {nobody}")
+    r = await UniswapStablePool(aw3(sigchain), nobody, "A/B/5").read()
+    assert r.value is None and r.reason.startswith(f"A/B/5: no contract answering at {nobody}")
+    # code there, but not a feed: the call reverts
+    npm = sigchain.addresses["position_manager"]
+    r = await ChainlinkFeed(aw3(sigchain), npm, "X/USD").read()
+    assert r.value is None and r.reason.startswith(f"X/USD: call reverted at {npm}")
+    assert r.reason.endswith("not a chainlink contract?")
     # the node is down
     r = await ChainlinkFeed(AsyncWeb3(AsyncHTTPProvider("http://127.0.0.1:9")),
                             feed_c.address, "DAI/USD").read()
