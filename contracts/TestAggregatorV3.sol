@@ -39,6 +39,15 @@ contract TestAggregatorV3 {
         _push(answer, updatedAt);
     }
 
+    /// @dev a raw round as a broken or lagging aggregator may report it (updatedAt 0: not
+    /// complete; answeredInRound below the round id: carried over from an older round)
+    function pushRawRound(int256 answer, uint256 updatedAt, uint80 answeredInRound) external {
+        require(msg.sender == owner, "not owner");
+        latestRound += 1;
+        rounds[latestRound] = Round(answer, updatedAt, updatedAt, answeredInRound);
+        emit AnswerUpdated(answer, latestRound, updatedAt);
+    }
+
     function _push(int256 answer, uint256 at) private {
         latestRound += 1;
         rounds[latestRound] = Round(answer, at, at, latestRound);
@@ -55,7 +64,9 @@ contract TestAggregatorV3 {
         return (roundId, r.answer, r.startedAt, r.updatedAt, r.answeredInRound);
     }
 
+    /// @dev like an OCR aggregator, the latest round is returned as stored, never reverted
     function latestRoundData() external view returns (uint80, int256, uint256, uint256, uint80) {
-        return getRoundData(latestRound);
+        Round memory r = rounds[latestRound];
+        return (latestRound, r.answer, r.startedAt, r.updatedAt, r.answeredInRound);
     }
 }

@@ -97,6 +97,20 @@ async def test_feed_bad_answers(sigchain, feed_artifact, answer, why):
     assert r.value is None and why in r.reason
 
 
+async def test_feed_incomplete_or_carried_over_round_refused(sigchain, feed_artifact):
+    feed_c = deploy_feed(sigchain, feed_artifact, 100_000_000)
+    feed = ChainlinkFeed(aw3(sigchain), feed_c.address, "USDC/USD")
+    sigchain.transact(feed_c.functions.pushRawRound(99_000_000, 0, 2))  # round 2, updatedAt 0
+    r = await feed.read()
+    assert r.value is None and r.reason == "USDC/USD: round not complete (updatedAt 0)"
+    sigchain.transact(feed_c.functions.pushRawRound(99_000_000, chain_now(sigchain), 2))
+    r = await feed.read()  # round 3 answered in round 2: an old answer carried over
+    assert r.value is None
+    assert r.reason == "USDC/USD: stale round (answeredInRound 2 < roundId 3)"
+    sigchain.transact(feed_c.functions.updateAnswer(100_000_000))  # a proper round 4
+    assert (await feed.read()).value == 1.0
+
+
 async def test_feed_stopped_updating_and_not_a_feed(sigchain, feed_artifact):
     feed_c = deploy_feed(sigchain, feed_artifact, 100_000_000)
     past = chain_now(sigchain) - 2 * HEARTBEAT
