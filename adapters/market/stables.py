@@ -12,6 +12,7 @@ never raising on outside failures.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -242,6 +243,14 @@ class CexBook:
                 await self.exchange.load_markets()
             book = await self.exchange.fetch_order_book(self.symbol, limit=5)
             if not book.get("bids") or not book.get("asks"):
+                # ccxt parses an unparsable answer as an empty book: tell the two apart
+                raw = self.exchange.last_http_response
+                if isinstance(raw, str):
+                    try:
+                        json.loads(raw)
+                    except ValueError:
+                        raise SourceError(f"malformed response: {self.name} order book "
+                                          "answer is not JSON") from None
                 raise SourceError(f"{self.name}: empty order book")
             bid = finite(book["bids"][0][0], "best bid", positive=True)
             ask = finite(book["asks"][0][0], "best ask", positive=True)

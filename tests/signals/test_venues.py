@@ -344,6 +344,32 @@ async def test_cex_stable_book_mid_and_nan():
         srv.fault = "429"
         r = await book.read()
         assert r.value is None and "rate limited" in r.reason
+        for fault, want in (("maintenance", "venue unavailable"), ("malformed", "malformed"),
+                            ("empty", "binance:USDC/USDT: empty order book")):
+            srv.fault = fault
+            r = await book.read()
+            assert r.value is None and want in r.reason, (fault, r.reason)
+        srv.fault = None
+        srv.data["books"]["USDCUSDT"] = (1.0003, 0.9999)
+        r = await book.read()
+        assert r.value is None
+        assert r.reason == "binance:USDC/USDT: crossed book (bid 1.0003 > ask 0.9999)"
+        # the asset as the quote currency: USDT priced in USDC is 1 / mid
+        srv.data["books"]["USDCUSDT"] = (0.9987, 0.9989)
+        inverted = CexBook.create("binance", "USDC/USDT", api_url=srv.url, timeout_s=3,
+                                  invert=True)
+        try:
+            r = await inverted.read()
+        finally:
+            await inverted.close()
+        assert r.value == pytest.approx(1 / 0.9988, rel=1e-12)
+        srv.fault = "timeout"
+        slow = CexBook.create("binance", "USDC/USDT", api_url=srv.url, timeout_s=0.5)
+        try:
+            r = await slow.read()
+        finally:
+            await slow.close()
+        assert r.value is None and r.reason == "timeout after 0.5s"
     finally:
         await book.close()
         await srv.stop()

@@ -524,6 +524,8 @@ def binance_spot(now_ms: int, books: dict[str, tuple[float, float]]) -> VenueSer
         asks = [[f"{ask + i * 0.0001:.4f}", "250000.00"] for i in range(5)]
         if s.fault == "nan":
             bids = [["NaN", "1"]]
+        if s.fault == "empty":  # a halted pair: no orders on either side
+            bids, asks = [], []
         return {"lastUpdateId": 1027024, "bids": bids, "asks": asks}
 
     async def klines(request: web.Request) -> Any:
