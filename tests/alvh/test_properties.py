@@ -228,9 +228,18 @@ def test_session_cap_and_budgets_are_never_exceeded(inp: DecisionInputs) -> None
                 quotes=tuple(replace(q, as_of=now - 10) for q in inp.quotes))
             d = decide(cur)
             premium = sum(intent_premium_cents(i) for i in d.intents)
+            room = max(0, min(cap - spent_session, total - spent_total))
             assert premium == d.spent_cents
             assert premium <= max(0, cap - spent_session)
             assert premium <= max(0, total - spent_total)
+            # every clip states true numbers: what it had, wanted and got, in cents
+            for c in d.clips:
+                assert 0 <= c.allowed_cents < c.wanted_cents
+                assert c.allowed_cents <= c.room_cents <= room
+                assert c.limit == ("session cap" if cap - spent_session <= total - spent_total
+                                   else "total budget")
+                for cents in (c.wanted_cents, c.allowed_cents, c.room_cents):
+                    assert f"${cents // 100:,}.{cents % 100:02d}" in c.text
             for i in d.intents:
                 if isinstance(i, OpenOption | RollOption):
                     inst = i.instrument if isinstance(i, OpenOption) else i.open_instrument
@@ -281,6 +290,19 @@ def test_never_sells_options_nor_adds_loss_below_the_range(inp: DecisionInputs) 
                              if p.venue == i.venue and p.underlying == i.underlying), Decimal(0))
                 assert venue + i.delta <= 0
     assert all(h.size > 0 for h in d.book_after.options)
+    # protection is never given up early: per layer and kind, what is held and not
+    # expired stays at least as large (rolls replace a holding by at least its size)
+    def live(book: HedgeBook) -> dict[tuple[str, str, str], Decimal]:
+        out: dict[tuple[str, str, str], Decimal] = {}
+        for h in book.options:
+            if h.instrument.expiry > inp.now:
+                k = (h.instrument.underlying, h.layer, h.instrument.kind.value)
+                out[k] = out.get(k, Decimal(0)) + h.size
+        return out
+
+    after = live(d.book_after)
+    for key, size in live(inp.book).items():
+        assert after.get(key, Decimal(0)) >= size, key
     # what is opened pays more, never less, the further the price falls below every range
     if lowers:
         spot = d.exposures[0].spot
@@ -368,8 +390,10 @@ def test_higher_regime_never_lowers_target_protection(inp: DecisionInputs,
 @SETTINGS
 @given(states(level=Level.CALM, empty_book=True))
 def test_calm_regime_with_empty_book_buys_nothing(inp: DecisionInputs) -> None:
-    calm = tuple(replace(r, signals=tuple(replace(s, level=Level.CALM) for s in r.signals))
-                 for r in inp.regimes)
+    # every signal calm or unknown: an unknown signal never fires a trigger
+    calm = tuple(replace(r, signals=tuple(
+        replace(s, level=None if s.level is None else Level.CALM) for s in r.signals))
+        for r in inp.regimes)
     d = decide(replace(inp, regimes=calm))
     assert d.spent_cents == 0
     assert not [i for i in d.intents if isinstance(i, OpenOption | RollOption | EngageLayer
