@@ -185,6 +185,18 @@ def finite(value: Any, what: str, *, positive: bool = False) -> float:
     return out
 
 
+def answered_json(exchange: Any, what: str) -> None:
+    """SourceError if the venue's last answer was not JSON. ccxt parses an unparsable
+    answer as an empty result (no rows, no quotes, an empty book), which must not pass
+    for "nothing there"; call it when a ccxt call came back empty."""
+    raw = getattr(exchange, "last_http_response", None)
+    if isinstance(raw, str):
+        try:
+            json.loads(raw)
+        except ValueError:
+            raise SourceError(f"malformed response: {what} answer is not JSON") from None
+
+
 def ms_to_s(ms: Any, what: str = "timestamp") -> int:
     if ms is None:
         raise SourceError(f"missing field: {what}")

@@ -14,7 +14,16 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.market.base import Guard, Reading, SourceError, finite, make_exchange, ms_to_s, now_s
+from adapters.market.base import (
+    Guard,
+    Reading,
+    SourceError,
+    answered_json,
+    finite,
+    make_exchange,
+    ms_to_s,
+    now_s,
+)
 from policies.signals import FundingPoint, annualise
 
 # Documented default intervals (hours) when the answer does not say.
@@ -157,6 +166,8 @@ class FundingFeed:
                     self.symbol, since=lo, limit=page_size, params=params)
 
             rows = await self.guard.call(page)
+            if not rows:
+                answered_json(self.exchange, f"{self.venue} funding history")
             stamps: list[int] = []
             for row in rows:
                 ts_ms = int(finite(row.get("timestamp"), "timestamp"))

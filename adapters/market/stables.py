@@ -12,7 +12,6 @@ never raising on outside failures.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,7 +20,15 @@ from typing import Any, ClassVar
 from web3 import AsyncWeb3
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
-from adapters.market.base import Guard, Reading, SourceError, finite, make_exchange, now_s
+from adapters.market.base import (
+    Guard,
+    Reading,
+    SourceError,
+    answered_json,
+    finite,
+    make_exchange,
+    now_s,
+)
 from policies.signals import PegQuote
 
 AGGREGATOR_V3_ABI: list[dict[str, Any]] = [
@@ -243,14 +250,7 @@ class CexBook:
                 await self.exchange.load_markets()
             book = await self.exchange.fetch_order_book(self.symbol, limit=5)
             if not book.get("bids") or not book.get("asks"):
-                # ccxt parses an unparsable answer as an empty book: tell the two apart
-                raw = self.exchange.last_http_response
-                if isinstance(raw, str):
-                    try:
-                        json.loads(raw)
-                    except ValueError:
-                        raise SourceError(f"malformed response: {self.name} order book "
-                                          "answer is not JSON") from None
+                answered_json(self.exchange, f"{self.name} order book")
                 raise SourceError(f"{self.name}: empty order book")
             bid = finite(book["bids"][0][0], "best bid", positive=True)
             ask = finite(book["asks"][0][0], "best ask", positive=True)

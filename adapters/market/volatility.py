@@ -19,6 +19,7 @@ from adapters.market.base import (
     Guard,
     Reading,
     SourceError,
+    answered_json,
     finite,
     make_exchange,
     ms_to_s,
@@ -105,6 +106,8 @@ class DeribitVol:
             return await self.exchange.fetch_option_chain(self.currency)
 
         options = await self.guard.call(chain)
+        if not options:
+            answered_json(self.exchange, "deribit option chain")
         quotes: list[tuple[int, float, float, float]] = []
         stamps: list[int] = []
         for symbol, opt in options.items():
@@ -190,6 +193,8 @@ async def fetch_bars(exchange: Any, guard: Guard, symbol: str, timeframe: str, s
             return await exchange.fetch_ohlcv(symbol, timeframe, since=cursor, limit=limit)
 
         rows = await guard.call(page)
+        if not rows:
+            answered_json(exchange, f"{symbol} OHLCV")
         fresh = 0
         for row in rows:
             ts = ms_to_s(row[0])

@@ -259,6 +259,24 @@ async def test_history_download_funding_ohlcv_dvol_load_like_recorded(tmp_path):
         assert len(a[1].split(",")[0]) == len(b[1].split(",")[0]) == 20  # 2022-05-12T00:00:00Z
 
 
+async def test_history_download_malformed_answer_writes_nothing(tmp_path):
+    """A garbage answer used to be written as an empty CSV with exit 0."""
+    now_ms = int(time.time() * 1000)
+    fund = await V.binanceusdm(now_ms, make_tape("binanceusdm", now_ms, days=5), CURRENT).start()
+    fund.fault, fund.fault_paths = "malformed", ("fundingRate",)
+    since = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000 - 3 * 86400))
+    try:
+        code, out, err = await run("history", "download", "funding", "--venue", "binanceusdm",
+                                   "--since", since, "--api-url", fund.url,
+                                   "--out", str(tmp_path / "f.csv"))
+    finally:
+        await fund.stop()
+    assert code == 2 and out == ""
+    assert err == ("error: history download funding: malformed response: binanceusdm "
+                   "funding history answer is not JSON\n")
+    assert not (tmp_path / "f.csv").exists()
+
+
 def test_recorded_files_round_trip_through_the_writer(tmp_path):
     for name, loader, writer, header in (
         ("eth_funding_dydx.csv", load_funding, write_funding, FUNDING_HEADER),

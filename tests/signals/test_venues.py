@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from adapters.market.base import Reading
+from adapters.market.base import Reading, SourceError
 from adapters.market.defillama import DefiLlama
 from adapters.market.funding import FundingFeed
 from adapters.market.stables import CexBook
@@ -115,6 +115,41 @@ async def test_funding_history_pages_without_gaps(venue):
                                                     "funding-rate-history", "#fundingHistory",
                                                     "get_funding_rate_history"))]
     assert len(pages) <= -(-len(want) // PAGE_LIMIT[venue]) + 1, len(pages)
+
+
+@pytest.mark.parametrize("venue", VENUES)
+async def test_malformed_funding_history_is_not_an_empty_history(venue):
+    """ccxt parses a truncated answer as no rows; that must not pass for "no settlements"."""
+    now = wall_ms()
+    srv = await start_venue(venue, now)
+    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=3)
+    try:
+        assert (await feed.current()).value == CURRENT  # markets loaded, venue fine
+        srv.fault = "malformed"
+        with pytest.raises(SourceError, match=f"^malformed response: {venue} funding history "
+                                              "answer is not JSON$"):
+            await feed.history(now // 1000 - 3 * 86400, until_s=now // 1000)
+    finally:
+        await feed.close()
+        await srv.stop()
+
+
+async def test_malformed_option_chain_and_ohlcv_are_not_empty():
+    now = wall_ms()
+    srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT,
+                          options=option_book(now), candles=[(now // D * D, 3000.0)]).start()
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    try:
+        assert len((await vol.term_structure()).points) == 2
+        assert len(await vol.ohlcv("ETH/USD:ETH", "1d", now // 1000 - 3 * 86400)) == 1
+        srv.fault = "malformed"
+        with pytest.raises(SourceError, match=r"^malformed response: deribit option chain"):
+            await vol.term_structure()
+        with pytest.raises(SourceError, match=r"^malformed response: ETH/USD:ETH OHLCV"):
+            await vol.ohlcv("ETH/USD:ETH", "1d", now // 1000 - 3 * 86400)
+    finally:
+        await vol.close()
+        await srv.stop()
 
 
 @pytest.mark.parametrize("venue", ["binanceusdm", "hyperliquid"])
