@@ -413,3 +413,27 @@ def test_split_keeps_the_public_names():
     assert S.classify is signal_levels.classify and S.Thresholds is signal_levels.Thresholds
     assert S.rsi is indicators.rsi and S.resample_closes is indicators.resample_closes
     assert S.EPS == signal_levels.EPS and S.Point == indicators.Point
+
+
+@settings(max_examples=40, deadline=None)
+@given(noise=st.lists(st.floats(0.0, 1.0), min_size=5, max_size=30))
+def test_property_tvl_and_term_structure_hysteresis_hold_inside_band(noise):
+    """Through the signal functions themselves: once elevated, inputs whose score stays
+    inside [entry - band, next entry) keep the level, the score's own path notwithstanding."""
+    # TVL: elevated at an 8% drop; band 2%, stress at 15%: drops in [6%, 15%) keep it
+    level = S.tvl_drop(hourly([100.0] * 48 + [92.0]), NOW).level
+    assert level is Level.ELEVATED
+    for u in noise:
+        drop = 0.06 + u * 0.0899
+        r = S.tvl_drop(hourly([100.0] * 48 + [100.0 * (1 - drop)]), NOW, level)
+        assert r.level is Level.ELEVATED, (drop, r.reason)
+        level = r.level
+    # term structure: elevated on any backwardation; band 0.03, stress at 0.10
+    level = S.term_structure([(NOW + 7 * DAY, 0.81), (NOW + 60 * DAY, 0.80)], NOW, NOW).level
+    assert level is Level.ELEVATED
+    for u in noise:
+        score = -0.03 + u * 0.1299
+        curve = [(NOW + 7 * DAY, 0.80 * (1 + score)), (NOW + 60 * DAY, 0.80)]
+        r = S.term_structure(curve, NOW, NOW, level)
+        assert r.level is Level.ELEVATED, (score, r.reason)
+        level = r.level
