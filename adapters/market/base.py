@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -96,6 +97,13 @@ def describe_error(exc: BaseException, timeout_s: float) -> str:
         return f"rate limited (429): {_short(exc)}"
     if isinstance(exc, ccxt.OnMaintenance):
         return f"venue in maintenance: {_short(exc)}"
+    if isinstance(exc, aiohttp.ClientResponseError):  # an HTTP error status (e.g. an RPC)
+        status = f"HTTP {exc.status} {exc.message}".strip()
+        if exc.status == 429:
+            return f"rate limited (429): {status}"
+        if exc.status >= 500:
+            return f"venue unavailable: {status}"
+        return f"refused: {status} (check the URL and its key)"
     cause = exc.__cause__
     if isinstance(cause, aiohttp.ClientConnectorError | ConnectionError):
         return f"venue unreachable: {_short(exc)} ({type(cause).__name__})"
@@ -108,14 +116,24 @@ def describe_error(exc: BaseException, timeout_s: float) -> str:
     if isinstance(exc, ccxt.ExchangeError):
         return f"venue error: {_short(exc)}"
     if isinstance(exc, SourceError):
-        return str(exc)
+        return redact_urls(str(exc))
     if isinstance(exc, KeyError | IndexError | TypeError | ValueError):
         return f"malformed response: {type(exc).__name__}: {_short(exc)}"
     return f"{type(exc).__name__}: {_short(exc)}"
 
 
+_URL = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s'\"?#]+)[^\s'\"]*")
+
+
+def redact_urls(text: str) -> str:
+    """Every URL cut to scheme and host: RPC and API keys live in paths and queries
+    (e.g. .../v2/<key>, ?apikey=...), and reasons end up in output, logs and the store."""
+    return _URL.sub(lambda m: m.group(1) + ("/..." if len(m.group(0)) > len(m.group(1))
+                                             else ""), text)
+
+
 def _short(exc: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(exc).split())
+    text = redact_urls(" ".join(str(exc).split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -436,6 +436,48 @@ async def test_defillama_protocol_tvl_and_errors():
         await srv.stop()
 
 
+async def test_rpc_key_never_in_a_reason():
+    """An RPC URL carries its key in the path or query (Alchemy, Infura): a 401 from the
+    node used to come back as "venue unreachable: 401, ..., url='http://.../v2/<key>'"."""
+    from aiohttp import web
+    from web3 import AsyncHTTPProvider, AsyncWeb3
+
+    from adapters.market.stables import ChainlinkFeed
+
+    async def answer(request: web.Request) -> web.Response:
+        status = int(request.match_info["status"])
+        return web.Response(text="no", status=status, reason={401: "Unauthorized",
+                                                              429: "Too Many Requests",
+                                                              503: "Service Unavailable"}[status])
+
+    app = web.Application()
+    app.router.add_route("*", "/{status}/v2/{key}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        for status, want in ((401, "refused: HTTP 401 Unauthorized (check the URL and its key)"),
+                             (429, "rate limited (429): HTTP 429 Too Many Requests"),
+                             (503, "venue unavailable: HTTP 503 Service Unavailable")):
+            w3 = AsyncWeb3(AsyncHTTPProvider(
+                f"http://127.0.0.1:{port}/{status}/v2/sekret-key-123?apikey=sekret-456"))
+            try:
+                r = await ChainlinkFeed(w3, "0x" + "11" * 20, "USDC/USD").read()
+            finally:
+                await w3.provider.disconnect()
+            assert r.value is None and r.reason == want
+            assert "sekret" not in str(r.as_dict())
+        llama = DefiLlama(base_url=f"http://127.0.0.1:{port}/401/v2/sekret-key-123",
+                          timeout_s=2)
+        r = await llama.latest("uniswap", int(time.time()))
+        assert r.value is None and r.reason.startswith("HTTP 404 from http://127.0.0.1:")
+        assert "sekret" not in r.reason
+    finally:
+        await runner.cleanup()
+
+
 def test_reading_checks():
     r = Reading("x", 1.0, 1000, "s", 60)
     assert r.checked(1060).value == 1.0
