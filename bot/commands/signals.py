@@ -396,6 +396,16 @@ def _print_human(out: dict[str, Any]) -> None:
         console.print(f"[magenta]unknown[/] {s['name']}: {s.get('reason')}")
 
 
+def _safe_db_url(url: str) -> str:
+    """The database URL with its password hidden (it goes to stderr and logs)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: say so without echoing it
+        return "<unparsable database_url>"
+
+
 def _parse_day(text: str, what: str) -> int:
     for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%SZ"):
         try:
@@ -427,7 +437,8 @@ def register(app: typer.Typer) -> None:
                 engine = market_store.make_engine(cfg.database_url)
                 previous = market_store.load_levels(engine)
             except Exception as exc:
-                raise UserError(f"database {cfg.database_url}: {exc}") from None
+                raise UserError(f"database {_safe_db_url(cfg.database_url)}: "
+                                f"{' '.join(str(exc).split())[:200]}") from None
         result = asyncio.run(collect(cfg, at, previous, engine))
         if engine is not None:
             from bot import market_store

@@ -200,6 +200,17 @@ async def test_bad_config_is_one_line_on_stderr(tmp_path):
     assert err == f"error: signals config {cfg}: unknown key(s) foo\n"
 
 
+@pytest.mark.parametrize("url,shown", [
+    ("postgresql://bob:hunter2@127.0.0.1:1/db", "database postgresql://bob:***@127.0.0.1:1/db: "),
+    ("nonsense", "database <unparsable database_url>: "),
+])
+def test_signals_bad_database_hides_its_password(tmp_path, url, shown):
+    cfg = tmp_path / "db.toml"
+    cfg.write_text(f'underlyings = []\ndatabase_url = "{url}"\n')
+    err = invoke_error("signals", "--json", "--config", str(cfg))
+    assert err.startswith(shown) and "hunter2" not in err and "\n" not in err, err
+
+
 def test_signals_missing_config_file(tmp_path):
     err = invoke_error("signals", "--config", str(tmp_path / "nope.toml"))
     assert err == f"signals config {tmp_path / 'nope.toml'} does not exist"
