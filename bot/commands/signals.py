@@ -406,6 +406,20 @@ def _safe_db_url(url: str) -> str:
         return "<unparsable database_url>"
 
 
+def _check_out(out: Path) -> None:
+    """--out must be a writable file path, known before anything is downloaded (a write
+    error after the download read as "venue unreachable: [Errno 21] ...")."""
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {parent} is not a writable directory")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise UserError(f"--out {out} is not writable")
+
+
 def _parse_day(text: str, what: str) -> int:
     for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%SZ"):
         try:
@@ -476,6 +490,7 @@ def register(app: typer.Typer) -> None:
         end = _parse_day(until, "--until") if until else int(time.time())
         if end <= start:
             raise UserError("--until must be after --since")
+        _check_out(out)
         try:
             if kind == "funding":
                 res = asyncio.run(dl.download_funding(venue or "binanceusdm", base, start, end,

@@ -300,6 +300,16 @@ def test_recorded_files_round_trip_through_the_writer(tmp_path):
         assert (tmp_path / name).read_text().splitlines()[0] == ",".join(header)
 
 
+def test_history_download_out_must_be_writable(tmp_path):
+    args = ["history", "download", "funding", "--since", "2024-01-01", "--until",
+            "2024-01-02", "--api-url", "http://127.0.0.1:9", "--out"]
+    assert invoke_error(*args, str(tmp_path)) == f"--out {tmp_path} is a directory"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    err = invoke_error(*args, str(blocker / "sub" / "x.csv"))
+    assert err == f"--out {blocker / 'sub' / 'x.csv'}: {blocker} is not a writable directory"
+
+
 @pytest.mark.parametrize("args,msg", [
     (["history", "download", "trades", "--since", "2024-01-01", "--out", "x.csv"],
      "kind 'trades'"),
