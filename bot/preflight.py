@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
@@ -139,7 +139,10 @@ def decode_safe_tx(w3: Web3, tx: SafeTx, allowlist: Allowlist, multisend_call_on
         raise PreflightRefused(f"code at {tx.to} is not MultiSendCallOnly 1.4.1")
     if tx.value:
         raise PreflightRefused("delegatecall with value refused")
-    inner = MultiSend.from_transaction_data(bytes(tx.data))
+    try:
+        inner = MultiSend.from_transaction_data(bytes(tx.data))
+    except Exception:  # eth_abi raises its own DecodingError family on hostile payloads
+        inner = []
     if not inner:
         raise PreflightRefused("MultiSendCallOnly payload does not decode")
     # The decoded batch must re-encode to the exact bytes that would be signed: no trailing
@@ -168,24 +171,23 @@ def preflight_safe_tx(
 ) -> PreflightReport:
     """Everything checked before the bot proposes a SafeTx or anyone signs it."""
 
-    def refuse(reason: str, h: bytes = b"") -> None:
+    def refuse(reason: str, h: bytes = b"") -> NoReturn:
         if store is not None:
             store.record("refusal", "safe_tx", h, adapter.chain_id, adapter.address, reason=reason)
         raise PreflightRefused(reason)
 
+    if tx.operation not in (SafeOperationEnum.CALL.value, SafeOperationEnum.DELEGATE_CALL.value):
+        refuse(f"unknown operation {tx.operation}")
     try:
         h = safe_mod.verified_safe_tx_hash(tx, adapter)
     except safe_mod.SafeError as exc:
         refuse(str(exc))
-        raise  # unreachable
     try:
         calls = decode_safe_tx(adapter.w3, tx, allowlist, multisend_call_only)
     except PreflightRefused as exc:
         refuse(str(exc), h)
-        raise
     if simulate is None:
         refuse("refused: no simulation available (a fork is required before proposing)", h)
-        raise AssertionError  # unreachable
     sim = simulate(tx)
     if not sim.success:
         refuse(f"simulation failed: {sim.reason}", h)
@@ -225,7 +227,7 @@ class BotExecutor:
         self.allowlist = allowlist
         self.store = store
 
-    def _refuse(self, reason: str, h: bytes) -> None:
+    def _refuse(self, reason: str, h: bytes) -> NoReturn:
         if self.store is not None:
             self.store.record("refusal", "roles", h, self.adapter.chain_id, self.adapter.address,
                               actor=str(self.executor.address), reason=reason)
@@ -243,13 +245,15 @@ class BotExecutor:
             call = self.allowlist.decode(to, data)
         except PreflightRefused as exc:
             self._refuse(str(exc), h)
-            raise
         before = self.adapter.invariants()
         try:
             self.executor.simulate(to, data)
         except RolesError as exc:
             self._refuse(f"simulation refused by Roles: {exc}", h)
-        self.executor.execute(to, data)
+        try:
+            self.executor.execute(to, data)
+        except RolesError as exc:
+            self._refuse(f"execution failed: {exc}", h)
         after = self.adapter.invariants()
         if before.diff(after):
             self._refuse("Safe invariants changed after execution: " + "; ".join(before.diff(after)), h)
@@ -305,7 +309,11 @@ def propose_safe_tx(
     )
     posted = service.propose(tx, proposer)
     if posted != report.safe_tx_hash:
-        raise PreflightRefused("the proposed hash differs from the pre-flighted one")
+        reason = f"the proposed hash 0x{bytes(posted).hex()} differs from the pre-flighted one"
+        if store is not None:
+            store.record("refusal", "safe_tx", report.safe_tx_hash, adapter.chain_id, adapter.address,
+                         actor=proposer.address, reason=reason)
+        raise PreflightRefused(reason)
     if store is not None:
         store.record("proposal", "safe_tx", report.safe_tx_hash, adapter.chain_id, adapter.address,
                      actor=proposer.address, detail=report.to_json())

@@ -300,12 +300,16 @@ class SafeAdapter:
         )
 
     def onchain_tx_hash(self, tx: SafeTx) -> bytes:
-        return bytes(
-            self.contract.functions.getTransactionHash(
-                tx.to, tx.value, bytes(tx.data), tx.operation, tx.safe_tx_gas, tx.base_gas,
-                tx.gas_price, tx.gas_token, tx.refund_receiver, tx.safe_nonce,
-            ).call()
-        )
+        """The Safe's own getTransactionHash; SafeError if the Safe cannot hash it (e.g. operation 2)."""
+        try:
+            return bytes(
+                self.contract.functions.getTransactionHash(
+                    tx.to, tx.value, bytes(tx.data), tx.operation, tx.safe_tx_gas, tx.base_gas,
+                    tx.gas_price, tx.gas_token, tx.refund_receiver, tx.safe_nonce,
+                ).call()
+            )
+        except ContractLogicError as exc:
+            raise SafeError(f"the Safe cannot hash this transaction: {revert_reason(exc)}") from exc
 
 
 def safe_tx_typed_data(tx: SafeTx) -> dict[str, Any]:

@@ -161,3 +161,36 @@ def test_allowlisted_call_sending_ether_refused(gov_chain: DevChain, safe: S.Saf
     batch = safe.build_tx(a["multisend_call_only"], 0, bytes(payload), operation=1)
     with pytest.raises(G.PreflightRefused, match=f"sends {10**18} wei"):
         P.preflight_safe_tx(safe, batch, _setup_allowlist(gov_chain, roles_env), multisend_call_only=a["multisend_call_only"], simulate=sim)
+
+
+def test_malformed_safe_txs_refused_each_with_its_reason(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any) -> None:
+    a = gov_chain.addresses
+    allow = _setup_allowlist(gov_chain, roles_env)
+    to, data = S.enable_module_call(a["safe"], Account.create().address)
+    cases = [
+        (safe.build_tx(to, 0, b""), "without a function selector"),
+        (safe.build_tx(to, 0, data, operation=2), "unknown operation 2"),
+        (S.multisend_call_only_tx(safe, a["multisend_call_only"], [(to, data)]), None),  # value set below
+        (safe.build_tx(a["multisend_call_only"], 0, bytes.fromhex("8d80ff0a") + b"\x01" * 40, operation=1), "does not decode"),
+    ]
+    ms = cases[2][0]
+    cases[2] = (safe.build_tx(ms.to, 1, bytes(ms.data), operation=1), "delegatecall with value refused")
+    for tx, why in cases:
+        with pytest.raises(G.PreflightRefused, match=str(why)):
+            P.preflight_safe_tx(safe, tx, allow, multisend_call_only=a["multisend_call_only"], simulate=sim)
+
+
+def test_service_answering_another_hash_is_refused(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, sim: Any, store: AuditStore) -> None:
+    class LyingService:
+        def propose(self, tx: Any, proposer: Any) -> bytes:
+            return b"\x11" * 32
+
+    a = gov_chain.addresses
+    module = Account.create().address
+    to, data = S.enable_module_call(a["safe"], module)
+    bot = Account.from_key(gov_chain.bot_key)
+    with pytest.raises(G.PreflightRefused, match=r"proposed hash 0x(11){32} differs"):
+        P.propose_safe_tx(safe, LyingService(), safe.build_tx(to, 0, data), bot, _setup_allowlist(gov_chain, roles_env),
+                          multisend_call_only=None, simulate=sim, expected_module_changes=[module], store=store)
+    assert store.events(event="proposal") == []
+    assert "differs from the pre-flighted one" in store.events(event="refusal")[-1].reason

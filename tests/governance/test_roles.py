@@ -184,3 +184,40 @@ def test_bot_cannot_call_roles_admin_directly(clean_chain: DevChain, roles_env: 
         receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
         assert receipt["status"] == 0
     assert roles.functions.owner().call() == clean_chain.addresses["safe"]
+
+
+def test_bot_sending_ether_with_an_allowed_call_refused(clean_chain: DevChain, bot_exec: P.BotExecutor, safe: S.SafeAdapter) -> None:
+    weth = clean_chain.tokens["WETH"].address
+    erc = clean_chain.contract("ERC20", weth)
+    with pytest.raises(G.PreflightRefused, match="never sends ether"):
+        bot_exec.execute(weth, enc(erc.functions.approve(clean_chain.addresses["swap_router"], 1)), value=1)
+    assert erc.functions.allowance(safe.address, clean_chain.addresses["swap_router"]).call() == 0
+
+
+def test_bot_detects_safe_invariants_changed_during_its_execution(
+    clean_chain: DevChain, safe: S.SafeAdapter, executor: R.RolesExecutor, roles_env: RolesEnv, tmp_path: Any
+) -> None:
+    # Someone changes the Safe (a new module) while the bot's call lands: the bot stops and says so.
+    from bot.audit_store import AuditStore
+    from tests.governance.conftest import execute_with_owners
+
+    intruder = to_checksum_address("0x" + "42" * 20)
+
+    class Racing:
+        address = executor.address
+
+        def simulate(self, to: str, data: bytes) -> None:
+            executor.simulate(to, data)
+
+        def execute(self, to: str, data: bytes) -> None:
+            executor.execute(to, data)
+            mto, mdata = S.enable_module_call(safe.address, intruder)
+            execute_with_owners(safe, safe.build_tx(mto, 0, mdata), clean_chain.owner_keys[:2], clean_chain.deployer.key.hex())
+
+    store = AuditStore(f"sqlite:///{tmp_path / 'bot.db'}")
+    s = roles_env.scope
+    racing = P.BotExecutor(safe, Racing(), P.bot_scope_allowlist(s.position_manager, s.swap_router, s.tokens), store)
+    weth = clean_chain.tokens["WETH"].address
+    with pytest.raises(G.PreflightRefused, match=f"Safe invariants changed after execution: modules: .*{intruder}"):
+        racing.execute(weth, enc(clean_chain.contract("ERC20", weth).functions.approve(s.swap_router, 5)))
+    assert store.events(event="application") == [] and "invariants changed" in store.events(event="refusal")[-1].reason
