@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.market.base import Guard, make_exchange
+from adapters.market.base import Guard, SourceError, make_exchange
 from adapters.market.funding import FundingFeed, default_symbol
 from adapters.market.history import write_funding, write_ohlc
 from adapters.market.volatility import DeribitVol, fetch_bars
@@ -50,7 +50,7 @@ async def download_ohlcv(venue: str, symbol: str, timeframe: str, since: int, un
     try:
         await guard.call(exchange.load_markets)
         if symbol not in exchange.markets:
-            raise ValueError(f"{venue} has no market {symbol}")
+            raise SourceError(f"{venue} has no market {symbol}")
         bars = await fetch_bars(exchange, guard, symbol, timeframe, since, limit=1000,
                                 until_s=until)
     finally:

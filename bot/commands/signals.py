@@ -406,6 +406,24 @@ def _safe_db_url(url: str) -> str:
         return "<unparsable database_url>"
 
 
+def _check_download_args(kind: str, venue: str | None, symbol: str | None,
+                         timeframe: str) -> None:
+    """Arguments known before any request (they used to fail inside the download and read
+    as "malformed response: ValueError: ...")."""
+    import ccxt
+
+    from adapters.market import download as dl
+    from adapters.market.funding import DEFAULT_SYMBOLS
+
+    if venue is not None and not hasattr(ccxt, venue):
+        raise UserError(f"--venue {venue!r} is not a ccxt venue")
+    if kind == "funding" and symbol is None and (venue or "binanceusdm") not in DEFAULT_SYMBOLS:
+        raise UserError(f"--venue {venue!r} has no default perp symbol: give --symbol "
+                        f"(or one of {', '.join(DEFAULT_SYMBOLS)})")
+    if kind == "ohlcv" and timeframe not in dl.TIMEFRAMES:
+        raise UserError(f"--timeframe {timeframe!r}: expected one of {', '.join(dl.TIMEFRAMES)}")
+
+
 def _check_out(out: Path) -> None:
     """--out must be a writable file path, known before anything is downloaded (a write
     error after the download read as "venue unreachable: [Errno 21] ...")."""
@@ -491,6 +509,7 @@ def register(app: typer.Typer) -> None:
         if end <= start:
             raise UserError("--until must be after --since")
         _check_out(out)
+        _check_download_args(kind, venue, symbol, timeframe)
         try:
             if kind == "funding":
                 res = asyncio.run(dl.download_funding(venue or "binanceusdm", base, start, end,

@@ -288,6 +288,20 @@ async def test_history_download_malformed_answer_writes_nothing(tmp_path):
     assert not (tmp_path / "f.csv").exists()
 
 
+async def test_history_download_unknown_market_is_named(tmp_path):
+    spot = await V.binance_spot(int(time.time() * 1000), {"ETHUSDT": (3000.0, 3000.1)}).start()
+    try:
+        code, out, err = await run("history", "download", "ohlcv", "--venue", "binance",
+                                   "--symbol", "NOPE/USDT", "--since", "2024-01-01",
+                                   "--until", "2024-01-02", "--api-url", spot.url,
+                                   "--out", str(tmp_path / "o.csv"))
+    finally:
+        await spot.stop()
+    assert code == 2 and out == ""
+    assert err == "error: history download ohlcv: binance has no market NOPE/USDT\n"
+    assert not (tmp_path / "o.csv").exists()
+
+
 def test_recorded_files_round_trip_through_the_writer(tmp_path):
     for name, loader, writer, header in (
         ("eth_funding_dydx.csv", load_funding, write_funding, FUNDING_HEADER),
@@ -319,6 +333,10 @@ def test_history_download_out_must_be_writable(tmp_path):
       "--out", "x.csv"], "--until must be after --since"),
     (["history", "download", "ohlcv", "--since", "2024-01-01", "--timeframe", "7s",
       "--api-url", "http://127.0.0.1:9", "--out", "x.csv"], "timeframe '7s'"),
+    (["history", "download", "funding", "--venue", "nope", "--since", "2024-01-01",
+      "--out", "x.csv"], "--venue 'nope' is not a ccxt venue"),
+    (["history", "download", "funding", "--venue", "kraken", "--since", "2024-01-01",
+      "--out", "x.csv"], "--venue 'kraken' has no default perp symbol: give --symbol"),
     (["history", "download", "funding", "--since", "2024-01-01", "--until", "2024-01-02",
       "--api-url", "http://127.0.0.1:9", "--out", "x.csv"], "venue unreachable"),
 ])
