@@ -150,3 +150,31 @@ def test_bot_proposes_only_after_preflight(safe: S.SafeAdapter, client: SafeTxSe
     with pytest.raises(G.PreflightRefused, match="not on the allowlist"):
         P.propose_safe_tx(safe, client, bad, bot, allow, multisend_call_only=None, simulate=sim, store=store)
     assert len(service.txs) == n and store.events(event="refusal")
+
+
+def test_unknown_foreign_and_duplicated_answers(safe: S.SafeAdapter, owners: list[LocalAccount], client: SafeTxServiceClient,
+                                               service: TxServiceServer, gov_chain: DevChain) -> None:
+    with pytest.raises(TxServiceError, match="has no transaction"):
+        client.get(b"\x22" * 32)
+    h = client.propose(_tx(gov_chain, safe), owners[1])
+    client.confirm(h, owners[2])
+    # the same owner's confirmation listed twice counts once
+    stored = service.txs["0x" + h.hex()]
+    stored["confirmations"].append(dict(stored["confirmations"][-1]))
+    got = client.get(h)
+    assert [c.owner for c in got.confirmations] == [owners[1].address, owners[2].address]
+    assert got.ignored == (f"{owners[2].address}: duplicate confirmation",)
+    # an answer about another Safe is refused outright
+    other = Account.create().address
+    service.tamper(h, safe=other)
+    with pytest.raises(ForgedAnswer, match=f"answer is for Safe {other}"):
+        client._verify(service.txs["0x" + h.hex()])
+
+
+def test_service_rejects_non_checksummed_safe_in_path_like_the_real_one(safe: S.SafeAdapter, service: TxServiceServer) -> None:
+    import requests
+
+    resp = requests.get(f"{service.url}/api/v2/safes/{safe.address.lower()}/multisig-transactions/", timeout=5)
+    assert resp.status_code == 422 and resp.json()["message"] == "Checksum address validation failed"
+    ok = requests.get(f"{service.url}/api/v2/safes/{safe.address}/multisig-transactions/", timeout=5).json()
+    assert set(ok) == {"count", "next", "previous", "results", "countUniqueNonce"}

@@ -84,6 +84,15 @@ class TxServiceServer:
         c = self.w3.eth.contract(address=to_checksum_address(safe), abi=SAFE_ABI)
         return [to_checksum_address(o) for o in c.functions.getOwners().call()]
 
+    @staticmethod
+    def _checksum_error(address: str) -> web.Response | None:
+        """The real service answers 422 (code 1) to a Safe address that is not checksummed."""
+        if Web3.is_checksum_address(address):
+            return None
+        return web.json_response(
+            {"code": 1, "message": "Checksum address validation failed", "arguments": [address]}, status=422
+        )
+
     # -- handlers ----------------------------------------------------------------------------
     async def add_delegate(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -120,7 +129,9 @@ class TxServiceServer:
         return web.json_response({"count": len(rows), "next": None, "previous": None, "results": rows})
 
     async def propose(self, request: web.Request) -> web.Response:
-        safe = to_checksum_address(request.match_info["address"])
+        if (bad := self._checksum_error(request.match_info["address"])) is not None:
+            return bad
+        safe = request.match_info["address"]
         body = await request.json()
         try:
             h = _safe_tx_hash(self.chain_id, safe, body)
@@ -182,7 +193,9 @@ class TxServiceServer:
         return web.json_response(tx)
 
     async def list_txs(self, request: web.Request) -> web.Response:
-        safe = to_checksum_address(request.match_info["address"])
+        if (bad := self._checksum_error(request.match_info["address"])) is not None:
+            return bad
+        safe = request.match_info["address"]
         q = request.query
         rows = [t for t in self.txs.values() if t["safe"] == safe]
         if "executed" in q:
@@ -194,7 +207,10 @@ class TxServiceServer:
             rows = [t for t in rows if t["safeTxHash"] == q["safe_tx_hash"].lower()]
         order = q.get("ordering", "-nonce")
         rows.sort(key=lambda t: int(t["nonce"]), reverse=order.startswith("-"))
-        return web.json_response({"count": len(rows), "next": None, "previous": None, "results": rows})
+        unique = len({t["nonce"] for t in self.txs.values() if t["safe"] == safe})
+        return web.json_response(
+            {"count": len(rows), "next": None, "previous": None, "results": rows, "countUniqueNonce": unique}
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
     def tamper(self, safe_tx_hash: bytes, **fields: Any) -> None:
