@@ -49,7 +49,9 @@ def _w3(rpc_url: str | None) -> tuple[Web3, str]:
     try:
         w3.eth.chain_id  # noqa: B018 - reachability check
     except Exception as exc:
-        raise UserError(f"RPC {url} unreachable: {type(exc).__name__}") from None
+        from adapters.evm.rpc import redact
+
+        raise UserError(f"RPC {redact(url)} unreachable: {type(exc).__name__}") from None
     return w3, url
 
 

@@ -86,6 +86,19 @@ def test_override_propose_sign_apply(cli: Cli, keys: list[Path], gov_chain: DevC
     assert code == 2 and err.startswith("error: replayed") and "Traceback" not in err
     code, out, _ = cli("override", "list", "--json")
     assert [o["kind"] for o in json.loads(out)] == ["pause_layer"]
+    # every audit row (proposal, signatures, verification, refusals, application): no key in any column
+    from bot.audit_store import AuditStore
+
+    events = {e.event for e in AuditStore(f"sqlite:///{tmp_path / 'cli.db'}").events()}
+    assert {"proposal", "signature", "verification", "refusal", "application"} <= events
+    db = (tmp_path / "cli.db").read_bytes()
+    for k in [*gov_chain.owner_keys, gov_chain.bot_key, gov_chain.deployer.key.hex()]:
+        assert k[2:].encode() not in db.lower() and bytes.fromhex(k[2:]) not in db
+
+
+def test_rpc_url_secret_never_printed(cli: Cli) -> None:
+    code, _, err = cli("override", "list", "--rpc-url", "http://127.0.0.1:9/v2/SECRETAPIKEY123", "--safe", "0x" + "11" * 20, chain=False)
+    assert code == 2 and "unreachable" in err and "SECRETAPIKEY123" not in err and err.count("\n") == 1
 
 
 def test_policy_approve_and_verify(cli: Cli, keys: list[Path], gov_chain: DevChain, safe: S.SafeAdapter, policy_text: str, tmp_path: Path) -> None:
