@@ -406,30 +406,32 @@ def simulate_on_fork(fork_w3: Web3, safe: str, tx: SafeTx) -> SimulationResult:
         return SimulationResult(False, 0, before, before, "SafeTx hash on the fork differs from the local one")
     signers = sorted(fork.owners()[: fork.threshold()], key=lambda a: int(a, 16))
     rpc = fork_w3.provider.make_request
-    for owner in signers:
-        rpc("anvil_impersonateAccount", [owner])  # type: ignore[arg-type]
-        rpc("anvil_setBalance", [owner, hex(10**20)])  # type: ignore[arg-type]
-    executor = signers[0]
-    for owner in signers[1:]:
-        h = fork.contract.functions.approveHash(safe_tx_hash).transact({"from": owner})
-        fork_w3.eth.wait_for_transaction_receipt(h)
-    signatures = b"".join(
-        bytes.fromhex(owner[2:].lower()).rjust(32, b"\0") + b"\0" * 32 + b"\x01" for owner in signers
-    )
-    fn = fork.contract.functions.execTransaction(
-        tx.to, tx.value, bytes(tx.data), tx.operation, tx.safe_tx_gas, tx.base_gas,
-        tx.gas_price, tx.gas_token, tx.refund_receiver, signatures,
-    )
     try:
-        fn.call({"from": executor})
-    except ContractLogicError as exc:
-        return SimulationResult(False, 0, before, before, revert_reason(exc))
-    receipt = fork_w3.eth.wait_for_transaction_receipt(fn.transact({"from": executor, "gas": 15_000_000}))
+        for owner in signers:
+            rpc("anvil_impersonateAccount", [owner])  # type: ignore[arg-type]
+            rpc("anvil_setBalance", [owner, hex(10**20)])  # type: ignore[arg-type]
+        executor = signers[0]
+        for owner in signers[1:]:
+            h = fork.contract.functions.approveHash(safe_tx_hash).transact({"from": owner})
+            fork_w3.eth.wait_for_transaction_receipt(h)
+        signatures = b"".join(
+            bytes.fromhex(owner[2:].lower()).rjust(32, b"\0") + b"\0" * 32 + b"\x01" for owner in signers
+        )
+        fn = fork.contract.functions.execTransaction(
+            tx.to, tx.value, bytes(tx.data), tx.operation, tx.safe_tx_gas, tx.base_gas,
+            tx.gas_price, tx.gas_token, tx.refund_receiver, signatures,
+        )
+        try:
+            fn.call({"from": executor})
+        except ContractLogicError as exc:
+            return SimulationResult(False, 0, before, before, revert_reason(exc))
+        receipt = fork_w3.eth.wait_for_transaction_receipt(fn.transact({"from": executor, "gas": 15_000_000}))
+    finally:  # never leave owners impersonated on the fork, whatever happened
+        for owner in signers:
+            rpc("anvil_stopImpersonatingAccount", [owner])  # type: ignore[arg-type]
     ok = receipt["status"] == 1 and any(
         log["address"] == fork.address and bytes(log["topics"][0]) == EXECUTION_SUCCESS_TOPIC
         for log in receipt["logs"]
     )
-    for owner in signers:
-        rpc("anvil_stopImpersonatingAccount", [owner])  # type: ignore[arg-type]
     after = fork.invariants()
     return SimulationResult(ok, int(receipt["gasUsed"]), before, after, "executed" if ok else "ExecutionFailure")
