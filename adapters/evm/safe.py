@@ -262,8 +262,11 @@ class SafeAdapter:
         return SignatureCheck(True, "EIP-1271 magic value from the Safe")
 
     def check_n_signatures(self, data_hash: bytes, signatures: bytes, n: int) -> SignatureCheck:
-        """Safe.checkNSignatures over the SafeMessage hash of ``data_hash``: n current owners."""
-        message_hash = self.local_message_hash(data_hash)
+        """Safe.checkNSignatures over the SafeMessage hash of ``data_hash``: n current owners.
+        The hash checked is the Safe's own getMessageHash (and must equal the local one)."""
+        message_hash = self.get_message_hash(data_hash)
+        if message_hash != self.local_message_hash(data_hash):
+            return SignatureCheck(False, "local SafeMessage hash differs from the Safe's getMessageHash")
         try:
             self.contract.functions.checkNSignatures(
                 message_hash, data_hash, signatures, n

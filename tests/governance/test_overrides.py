@@ -292,3 +292,14 @@ def test_the_safes_onchain_verdict_decides_over_a_stale_owner_list(
         gate.apply(signed(p, owners[0], owners[1]) if settings_ is STRICT else signed(p, owners[0]), now=NOW)
     assert "GS026" in refusal_reasons(store)[-1]
     assert store.active_overrides(safe.chain_id, safe.address, NOW) == []
+
+
+def test_single_owner_path_checks_the_safes_own_message_hash(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore) -> None:
+    # An RPC that lies about the chain id: the override and its signature agree with the lie, so
+    # every local check passes; the Safe's getMessageHash (its real domain) must decide.
+    lying = S.SafeAdapter(safe.w3, safe.address, safe.rpc_url)
+    lying.chain_id = safe.chain_id + 1
+    p = proposal(safe, "emergency_exit", nonce=50, chain_id=lying.chain_id)
+    with pytest.raises(G.OverrideRefused, match="differs from the Safe's getMessageHash"):
+        G.OverrideGate(lying, store, LENIENT).apply(signed(p, owners[0]), now=NOW)
+    assert store.active_overrides(lying.chain_id, safe.address, NOW) == []
