@@ -65,16 +65,28 @@ def tvl_series(engine: Engine, key: str, since: int) -> list[tuple[int, float]]:
 
 
 def save_levels(engine: Engine, levels: dict[str, Level | None], ts: int) -> None:
+    """Store each signal's level at ``ts``. An unknown reading (None) keeps the last known
+    level and its time: one venue hiccup must not reset hysteresis (a level held inside
+    its band would otherwise drop a step on recovery: a flap caused by an outage)."""
     with Session(engine) as session:
         for key, level in levels.items():
-            row = session.get(SignalState, key) or SignalState(key=key)
+            row = session.get(SignalState, key)
+            if level is None and row is not None and row.level is not None:
+                continue  # keep the last known level, stamped when it was known
+            row = row or SignalState(key=key)
             row.level = None if level is None else int(level)
             row.ts = ts
             session.add(row)
         session.commit()
 
 
-def load_levels(engine: Engine) -> dict[str, Level | None]:
+def load_levels(engine: Engine, now: int | None = None,
+                max_age_s: int | None = None) -> dict[str, Level | None]:
+    """Last known level per signal; with ``now`` and ``max_age_s``, a level known longer
+    ago than that is no hysteresis state any more (None)."""
     with Session(engine) as session:
-        return {r.key: None if r.level is None else Level(r.level)
-                for r in session.exec(select(SignalState)).all()}
+        out: dict[str, Level | None] = {}
+        for r in session.exec(select(SignalState)).all():
+            expired = now is not None and max_age_s is not None and now - r.ts > max_age_s
+            out[r.key] = None if r.level is None or expired else Level(r.level)
+        return out

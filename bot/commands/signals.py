@@ -27,6 +27,9 @@ from bot.signals_config import SignalsConfig, load_config
 from policies import signals as S
 from policies.types import Level, Regime, SignalReading
 
+# a level last known longer ago than this is no hysteresis state for the next run
+STATE_MAX_AGE_S = 86400
+
 
 def _level(level: Level | None) -> str:
     return "unknown" if level is None else level.name.lower()
@@ -357,7 +360,7 @@ def register(app: typer.Typer) -> None:
 
             try:
                 engine = market_store.make_engine(cfg.database_url)
-                previous = market_store.load_levels(engine)
+                previous = market_store.load_levels(engine, at, STATE_MAX_AGE_S)
             except Exception as exc:
                 raise UserError(f"database {_safe_db_url(cfg.database_url)}: "
                                 f"{' '.join(str(exc).split())[:200]}") from None
