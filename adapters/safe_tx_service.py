@@ -27,7 +27,7 @@ from safe_eth.safe.api.transaction_service_api.transaction_service_messages impo
     get_delegate_message,
 )
 
-from adapters.evm.safe import SafeAdapter, local_safe_tx_hash, recover_signer
+from adapters.evm.safe import SafeAdapter, local_safe_tx_hash, recover_safe_signer
 
 
 class TxServiceError(RuntimeError):
@@ -169,7 +169,7 @@ class SafeTxServiceClient:
         for c in raw.get("confirmations") or []:
             sig = bytes(HexBytes(c.get("signature") or b""))
             try:
-                signer = recover_signer(ours, sig)
+                signer = recover_safe_signer(ours, sig)
             except Exception as exc:
                 ignored.append(f"{c.get('owner')}: unusable signature ({exc})")
                 continue

@@ -122,8 +122,17 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
     if len(signature) != 65:
         raise SafeError(f"signature must be 65 bytes, got {len(signature)}")
     if signature[64] not in (27, 28):
-        raise SafeError(f"unsupported signature type v={signature[64]} (expected 27 or 28)")
+        raise SafeError(f"unsupported signature type v={signature[64]} (expected 27 or 28; eth_sign 31/32 where the Safe reads it)")
     return to_checksum_address(Account._recover_hash(digest, signature=signature))
+
+
+def recover_safe_signer(digest: bytes, signature: bytes) -> str:
+    """Signer of a 65-byte owner signature as the Safe reads it: ECDSA over ``digest`` (v 27/28)
+    or ``eth_sign`` over EIP-191(digest) (v 31/32, what some wallets produce)."""
+    if len(signature) == 65 and signature[64] in (31, 32):
+        prefixed = eip191_hash(encode_defunct(primitive=digest))
+        return recover_signer(prefixed, signature[:64] + bytes([signature[64] - 4]))
+    return recover_signer(digest, signature)
 
 
 def pack_signatures(signed: list[tuple[str, bytes]]) -> bytes:

@@ -178,3 +178,24 @@ def test_service_rejects_non_checksummed_safe_in_path_like_the_real_one(safe: S.
     assert resp.status_code == 422 and resp.json()["message"] == "Checksum address validation failed"
     ok = requests.get(f"{service.url}/api/v2/safes/{safe.address}/multisig-transactions/", timeout=5).json()
     assert set(ok) == {"count", "next", "previous", "results", "countUniqueNonce"}
+
+
+def test_eth_sign_confirmation_counts_and_the_safe_agrees(clean_chain: DevChain, safe: S.SafeAdapter, owners: list[LocalAccount],
+                                                         client: SafeTxServiceClient, service: TxServiceServer) -> None:
+    # Some wallets confirm through Safe{Wallet} with eth_sign: v + 4 over EIP-191(safeTxHash).
+    from eth_account.messages import encode_defunct
+
+    h = client.propose(_tx(clean_chain, safe), owners[1])
+    signed = owners[0].sign_message(encode_defunct(primitive=h))
+    sig = bytes(signed.signature)[:64] + bytes([bytes(signed.signature)[64] + 4])
+    service.txs["0x" + h.hex()]["confirmations"].append(
+        {"owner": owners[0].address, "signature": "0x" + sig.hex(), "signatureType": "ETH_SIGN",
+         "submissionDate": None, "transactionHash": None})
+    got = client.get(h)
+    assert {c.owner for c in got.confirmations} == {owners[0].address, owners[1].address} and got.ignored == ()
+    packed = S.pack_signatures([(c.owner, c.signature) for c in got.confirmations])
+    assert safe.contract.functions.checkSignatures(h, bytes(got.safe_tx.data), packed).call() == []
+    # the same bytes with v 27/28 over the raw hash would be someone else: not counted
+    wrong = sig[:64] + bytes([sig[64] - 4])
+    service.txs["0x" + h.hex()]["confirmations"][-1]["signature"] = "0x" + wrong.hex()
+    assert [c.owner for c in client.get(h).confirmations] == [owners[1].address]
