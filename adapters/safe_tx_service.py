@@ -126,8 +126,8 @@ class SafeTxServiceClient:
             if "doesn't match" in str(exc):
                 raise ForgedAnswer(str(exc)) from exc
             raise TxServiceError(str(exc)) from exc
-        except AssertionError as exc:
-            raise ForgedAnswer(f"malformed answer: {exc}") from exc
+        except (AssertionError, KeyError, TypeError, ValueError) as exc:  # safe-eth-py parsing a hostile answer
+            raise ForgedAnswer(f"malformed answer: {exc!r}") from exc
         matches = [r for r in raw if str(r.get("safeTxHash", "")).lower() == "0x" + safe_tx_hash.hex()]
         if len(matches) != 1:
             raise TxServiceError(f"service has no transaction 0x{safe_tx_hash.hex()} for {self.safe.address}")
@@ -167,13 +167,14 @@ class SafeTxServiceClient:
         confs: list[Confirmation] = []
         ignored: list[str] = []
         for c in raw.get("confirmations") or []:
-            sig = bytes(HexBytes(c.get("signature") or b""))
             try:
+                sig = bytes(HexBytes(c.get("signature") or b""))
                 signer = recover_safe_signer(ours, sig)
-            except Exception as exc:
-                ignored.append(f"{c.get('owner')}: unusable signature ({exc})")
+                named = to_checksum_address(c.get("owner") or "0x" + "00" * 20)
+            except Exception as exc:  # a service answer is untrusted input: never crash on it
+                ignored.append(f"{str(c.get('owner') if isinstance(c, dict) else c)[:42]}: unusable confirmation ({exc})")
                 continue
-            if signer != to_checksum_address(c.get("owner", "0x" + "00" * 20)):
+            if signer != named:
                 ignored.append(f"{c.get('owner')}: signature was made by {signer}")
             elif signer not in owners:
                 ignored.append(f"{signer}: not a current owner")

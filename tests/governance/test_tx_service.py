@@ -102,10 +102,19 @@ def test_forged_confirmation_does_not_count(safe: S.SafeAdapter, owners: list[Lo
         {"owner": stranger.address, "signature": "0x" + bytes(stranger.unsafe_sign_hash(h).signature).hex(),
          "signatureType": "EOA", "submissionDate": None, "transactionHash": None},
     ]
+    junk = [{"owner": "0xnot-an-address", "signature": forged[1]["signature"]},
+            {"owner": owners[2].address, "signature": "0xzz"}]
     service.txs["0x" + h.hex()]["confirmations"] += forged
     got = client.get(h)
     assert [c.owner for c in got.confirmations] == [owners[1].address]
     assert len(got.ignored) == 2 and "was made by" in got.ignored[0] and "not a current owner" in got.ignored[1]
+    # junk in a confirmation: never a crash; listed as unusable (pending) or the answer refused (get)
+    service.txs["0x" + h.hex()]["confirmations"] += junk
+    [pending] = client.pending()
+    assert [c.owner for c in pending.confirmations] == [owners[1].address]
+    assert len(pending.ignored) == 4 and all("unusable confirmation" in i for i in pending.ignored[2:])
+    with pytest.raises(ForgedAnswer, match="malformed answer"):
+        client.get(h)
 
 
 def test_service_refuses_proposal_with_wrong_hash(safe: S.SafeAdapter, owners: list[LocalAccount], service: TxServiceServer, gov_chain: DevChain) -> None:
