@@ -137,6 +137,7 @@ def _attempts(chain: DevChain, safe: S.SafeAdapter, env: RolesEnv) -> dict[str, 
         "widen its own scope": (env.roles, enc(roles.functions.allowTarget(env.key, weth.address, 3)), 0, 0),
         "call the Safe (add owner)": (safe.address, enc(safe.contract.functions.addOwnerWithThreshold(bot, 1)), 0, 0),
         "send ether": (bot, b"", 10**15, 0),
+        "send ether with an allowed (payable) call": (npm.address, enc(npm.functions.decreaseLiquidity((pid, 1, 0, 0, 2**63))), 10**15, 0),
     }
 
 
@@ -151,6 +152,7 @@ EXPECTED_REASON = {
     "widen its own scope": "ConditionViolation(TargetAddressNotAllowed)",
     "call the Safe (add owner)": "ConditionViolation(TargetAddressNotAllowed)",
     "send ether": "ConditionViolation(TargetAddressNotAllowed)",
+    "send ether with an allowed (payable) call": "ConditionViolation(SendNotAllowed)",
 }
 
 
