@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from decimal import Decimal
 from statistics import NormalDist
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies.exposure import exposure
+from policies.hedge import HedgeBook, OptionHolding, OptionQuote, PerpHolding
 from policies.lp_math import (
     amount1_delta,
     amounts_for_liquidity,
@@ -20,6 +22,7 @@ from policies.lp_math import (
 )
 from policies.policy_file import Coverage
 from policies.pricing import OptionKind, black76, implied_vol, norm_cdf, year_fraction
+from policies.risk import aggregate_greeks
 from tests.alvh import factory as f
 
 PUT, CALL = OptionKind.PUT, OptionKind.CALL
@@ -31,6 +34,35 @@ def test_hull_black76_futures_put() -> None:
     g = black76(PUT, 20.0, 20.0, 4 / 12, 0.25, r=0.09)
     assert round(g.price, 2) == 1.12
     assert g.price == pytest.approx(1.1166, abs=1e-4)
+
+
+def test_haug_black76_example() -> None:
+    # Haug, The Complete Guide to Option Pricing Formulas, Black-76 example: F = K = 19,
+    # T = 0.75, r = 10%, sigma = 28% -> call = put = 1.7011
+    c = black76(CALL, 19.0, 19.0, 0.75, 0.28, r=0.10)
+    p = black76(PUT, 19.0, 19.0, 0.75, 0.28, r=0.10)
+    assert round(c.price, 4) == round(p.price, 4) == 1.7011
+
+
+@pytest.mark.parametrize(("f_", "sigma", "days"), [(3000.0, 0.65, 30), (95_000.0, 0.5, 2),
+                                                   (1.0, 1.2, 365)])
+def test_at_the_money_closed_form(f_: float, sigma: float, days: int) -> None:
+    """r = 0, K = F: d1 = -d2 = s/2 with s = sigma sqrt(t), so by hand (stdlib NormalDist):
+    C = P = F (2 N(s/2) - 1), call delta N(s/2), put delta N(s/2) - 1,
+    gamma = pdf(s/2) / (F s), vega = F pdf(s/2) sqrt(t), theta = -F pdf(s/2) sigma / (2 sqrt(t))."""
+    nd = NormalDist()
+    t = days / 365
+    s = sigma * math.sqrt(t)
+    c, p = black76(CALL, f_, f_, t, sigma), black76(PUT, f_, f_, t, sigma)
+    assert c.price == pytest.approx(f_ * (2 * nd.cdf(s / 2) - 1), rel=1e-12)
+    assert p.price == pytest.approx(c.price, rel=1e-12)
+    assert c.delta == pytest.approx(nd.cdf(s / 2), rel=1e-12)
+    assert p.delta == pytest.approx(nd.cdf(s / 2) - 1, rel=1e-12)
+    for g in (c, p):
+        assert g.gamma == pytest.approx(nd.pdf(s / 2) / (f_ * s), rel=1e-12)
+        assert g.vega == pytest.approx(f_ * nd.pdf(s / 2) * math.sqrt(t), rel=1e-12)
+        assert g.theta == pytest.approx(-f_ * nd.pdf(s / 2) * sigma / (2 * math.sqrt(t)),
+                                        rel=1e-12)
 
 
 def test_norm_cdf_matches_the_standard_library() -> None:
@@ -53,7 +85,9 @@ def test_parity_bounds_and_finite_difference_greeks(f_: float, k_ratio: float, t
     assert df * max(f_ - k, 0) - 1e-9 * f_ <= c.price <= df * f_ + 1e-9 * f_
     assert df * max(k - f_, 0) - 1e-9 * f_ <= p.price <= df * k + 1e-9 * f_
     for kind, g in ((CALL, c), (PUT, p)):
-        h = f_ * 1e-4
+        # the step is small against the distribution's width F sigma sqrt(t), not against F
+        # alone (a fixed F * 1e-4 failed at sigma sqrt(t) = 0.5%: truncation, not the code)
+        h = f_ * 1e-3 * min(1.0, sigma * math.sqrt(t))
         up, dn = black76(kind, f_ + h, k, t, sigma, r), black76(kind, f_ - h, k, t, sigma, r)
         assert g.delta == pytest.approx((up.price - dn.price) / (2 * h), abs=1e-5)
         assert g.gamma == pytest.approx((up.delta - dn.delta) / (2 * h), rel=1e-3, abs=1e-9)
@@ -148,3 +182,49 @@ def test_exposure_token1_matches_exact_pool_amounts(spot: float, lo: float, widt
         fd = (moved[1].delta - moved[0].delta) / (moved[1].spot - moved[0].spot)
         assert e.gamma == pytest.approx(fd, rel=2e-3)
         assert e.gamma < 0
+
+
+# ------------------------------------------------------------------ greeks over the book
+
+
+def test_book_greeks_sum_lp_options_and_perps_and_unknown_stays_unknown() -> None:
+    """Two ATM puts (r = 0: value and delta by hand), an expired put and another
+    underlying's option (ignored), perps on two venues; then one held option without a
+    quote makes the options' greeks and the net delta unknown, never zero."""
+    nd = NormalDist()
+    now, fwd, iv = f.NOW, 3000.0, 0.6
+    atm = f.instrument("deribit", fwd, 30)
+    atm2 = f.instrument("derive", fwd, 30)
+    dead = f.instrument("deribit", 2500, -1)
+    btc = replace(f.instrument("deribit", 90_000, 30), underlying="BTC", symbol="BTC-X")
+    q = {i.key: OptionQuote(i, 1.0, 1.1, iv, 100.0, fwd, now) for i in (atm, atm2, btc)}
+    book = HedgeBook(
+        options=(OptionHolding(atm, Decimal("2.5"), "intermediate"),
+                 OptionHolding(atm2, Decimal("1.5"), "intermediate"),
+                 OptionHolding(dead, Decimal("7"), "short"),
+                 OptionHolding(btc, Decimal("1"), "short")),
+        perps=(PerpHolding("hyperliquid", "ETH", Decimal("-3.25")),
+               PerpHolding("binanceusdm", "ETH", Decimal("1")),
+               PerpHolding("hyperliquid", "BTC", Decimal("-9"))))
+    s = iv * math.sqrt((atm.expiry - now) / (365 * 86400))
+    g = aggregate_greeks("ETH", now, 50_000.0, 12.0, -0.01, book, q)
+    assert g.unknown == ()
+    assert g.options_value_usd == pytest.approx(4 * fwd * (2 * nd.cdf(s / 2) - 1), rel=1e-12)
+    assert g.options_delta == pytest.approx(4 * (nd.cdf(s / 2) - 1), rel=1e-12)
+    assert g.options_gamma == pytest.approx(4 * nd.pdf(s / 2) / (fwd * s), rel=1e-12)
+    assert g.perp_delta == -2.25
+    assert g.net_delta == pytest.approx(12.0 + 4 * (nd.cdf(s / 2) - 1) - 2.25, rel=1e-12)
+    assert (g.lp_value_usd, g.lp_delta, g.lp_gamma) == (50_000.0, 12.0, -0.01)
+
+    for missing in (None, replace(q[atm2.key], mark_iv=None), replace(q[atm2.key], forward=None),
+                    replace(q[atm2.key], mark_iv=math.nan)):
+        quotes = {**q}
+        if missing is None:
+            del quotes[atm2.key]
+        else:
+            quotes[atm2.key] = missing
+        u = aggregate_greeks("ETH", now, 50_000.0, 12.0, -0.01, book, quotes)
+        assert u.options_value_usd is None and u.options_delta is None and u.net_delta is None
+        assert u.options_gamma is None and u.options_vega is None
+        assert u.unknown and atm2.symbol in u.unknown[0]
+        assert u.perp_delta == -2.25 and u.lp_delta == 12.0  # what is known stays known
