@@ -69,9 +69,20 @@ def _safe(rpc_url: str | None, safe: str | None) -> Any:
 
 
 def _store(db: str | None) -> Any:
+    from adapters.market.base import redact_urls
     from bot.audit_store import AuditStore
 
-    return AuditStore(db or _settings().sqlalchemy_url)
+    url = db or _settings().sqlalchemy_url
+    try:
+        return AuditStore(url)
+    except Exception as exc:  # bad URL or unreachable database; the URL may carry a password
+        from sqlalchemy.engine import make_url
+
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+        except Exception:
+            shown = "<unparseable URL>"
+        raise UserError(f"cannot open the audit database {redact_urls(shown)}: {type(exc).__name__}") from None
 
 
 def load_key(key_file: Path | None, key_env: str | None) -> LocalAccount:
@@ -305,7 +316,7 @@ def roles_setup(
 ) -> None:
     """Produce the SafeTx (enableModule + role scope, one MultiSendCallOnly batch) for the
     owners to sign, after the pre-flight checks and a simulation on a fork."""
-    from adapters.anvil import Anvil
+    from adapters.anvil import Anvil, AnvilError
     from adapters.evm import roles as R
     from adapters.evm import safe as S
     from bot import governance as G
@@ -337,6 +348,10 @@ def roles_setup(
                 fork.stop()
     except (G.GovernanceError, R.RolesError, S.SafeError) as exc:
         raise UserError(str(exc)) from None
+    except AnvilError as exc:
+        from adapters.market.base import redact_urls
+
+        raise UserError(f"fork simulation unavailable: {redact_urls(str(exc))}") from None
     store.record("proposal", "roles", report.safe_tx_hash, sa.chain_id, sa.address, detail=report.to_json())
     _emit({
         "safe": sa.address, "chain_id": sa.chain_id, "nonce": tx.safe_nonce,

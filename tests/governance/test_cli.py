@@ -173,3 +173,10 @@ def test_roles_deploy_and_setup_cli(cli: Cli, gov_chain: DevChain, safe: S.SafeA
     args[args.index("--bot") + 1] = owner.address
     code, _, err = cli(*args)
     assert code == 2 and "is an owner of the Safe" in err
+
+
+def test_bad_database_url_is_one_line_without_password(cli: Cli, gov_chain: DevChain) -> None:
+    for url in ("not a url at all", "postgresql://bot:hunter2pw@127.0.0.1:9/audit"):
+        code, _, err = cli("override", "list", "--db", url, db=False)
+        assert code == 2 and err.startswith("error: cannot open the audit database"), err
+        assert "hunter2pw" not in err and err.count("\n") == 1
