@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import Hash32
 from eth_utils.address import to_checksum_address
@@ -187,8 +186,3 @@ class SafeTxServiceClient:
             proposer=raw.get("proposer"), confirmations=tuple(confs), ignored=tuple(ignored),
             is_executed=bool(raw.get("isExecuted")),
         )
-
-
-def owner_account(key: str) -> LocalAccount:
-    account: LocalAccount = Account.from_key(key)
-    return account
