@@ -307,7 +307,8 @@ def decide(inputs: DecisionInputs) -> Decision:
         exps = live.get(u, [])
         greeks.append(aggregate_greeks(u, now, sum(e.value_usd for e in exps),
                                        sum(e.delta for e in exps), sum(e.gamma for e in exps),
-                                       after, quote_map))
+                                       after, quote_map,
+                                       policy.liquidity.max_quote_age_seconds))
     return Decision(
         now=now, policy_version=policy.version, policy_hash=policy_hash_hex(policy),
         intents=intents, targets=tuple(run.targets), book_after=after,

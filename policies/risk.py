@@ -142,7 +142,10 @@ class BookGreeks:
 
 def aggregate_greeks(underlying: str, now: int, lp_value: float, lp_delta: float,
                      lp_gamma: float, book: HedgeBook,
-                     quotes: dict[tuple[str, str], OptionQuote]) -> BookGreeks:
+                     quotes: dict[tuple[str, str], OptionQuote],
+                     max_quote_age: int | None = None) -> BookGreeks:
+    """Greeks after ``book``; a held option whose quote is missing, unusable or (with
+    ``max_quote_age``) older than that many seconds or dated after ``now`` is unknown."""
     value = delta = gamma = vega = 0.0
     unknown: list[str] = []
     for h in book.options:
@@ -155,6 +158,10 @@ def aggregate_greeks(underlying: str, now: int, lp_value: float, lp_delta: float
         if q is None or q.forward is None or q.mark_iv is None or q.forward <= 0 \
                 or q.mark_iv <= 0 or not math.isfinite(q.forward + q.mark_iv):
             unknown.append(f"{h.instrument.venue}:{h.instrument.symbol}: no forward/IV quote")
+            continue
+        if max_quote_age is not None and not 0 <= now - q.as_of <= max_quote_age:
+            unknown.append(f"{h.instrument.venue}:{h.instrument.symbol}: stale quote "
+                           f"({now - q.as_of}s old, max {max_quote_age}s)")
             continue
         g = black76(OptionKind(h.instrument.kind), q.forward, h.instrument.strike,
                     year_fraction(now, h.instrument.expiry), q.mark_iv)

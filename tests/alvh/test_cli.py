@@ -39,6 +39,9 @@ def test_plan_json_is_the_decision_of_the_example_state() -> None:
     assert any("clipped" in i["reason"] and "session cap" in i["reason"]
                for i in data["intents"])
     assert data["spent_cents"] <= data["budget"]["remaining_session_cents"]
+    greeks = data["greeks"][0]  # every held option has a fresh quote in the example
+    assert greeks["unknown"] == [] and greeks["net_delta"] == pytest.approx(
+        greeks["lp_delta"] + greeks["options_delta"] + greeks["perp_delta"])
     roll = next(i for i in data["intents"] if i["action"] == "roll_option")
     assert roll["close_instrument"]["symbol"] == "ETH-27NOV26-2400-P"
     assert roll["open_size"] == "4.0"

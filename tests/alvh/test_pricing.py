@@ -216,14 +216,22 @@ def test_book_greeks_sum_lp_options_and_perps_and_unknown_stays_unknown() -> Non
     assert g.net_delta == pytest.approx(12.0 + 4 * (nd.cdf(s / 2) - 1) - 2.25, rel=1e-12)
     assert (g.lp_value_usd, g.lp_delta, g.lp_gamma) == (50_000.0, 12.0, -0.01)
 
+    assert aggregate_greeks("ETH", now, 50_000.0, 12.0, -0.01, book, q, 300) == g  # fresh
+    stale = {**q, atm2.key: replace(q[atm2.key], as_of=now - 301)}
+    assert aggregate_greeks("ETH", now, 50_000.0, 12.0, -0.01, book, stale, 301) == g
     for missing in (None, replace(q[atm2.key], mark_iv=None), replace(q[atm2.key], forward=None),
-                    replace(q[atm2.key], mark_iv=math.nan)):
+                    replace(q[atm2.key], mark_iv=math.nan), "stale", "future"):
         quotes = {**q}
         if missing is None:
             del quotes[atm2.key]
+        elif missing == "stale":
+            quotes[atm2.key] = replace(q[atm2.key], as_of=now - 301)
+        elif missing == "future":
+            quotes[atm2.key] = replace(q[atm2.key], as_of=now + 1)
         else:
+            assert isinstance(missing, OptionQuote)
             quotes[atm2.key] = missing
-        u = aggregate_greeks("ETH", now, 50_000.0, 12.0, -0.01, book, quotes)
+        u = aggregate_greeks("ETH", now, 50_000.0, 12.0, -0.01, book, quotes, 300)
         assert u.options_value_usd is None and u.options_delta is None and u.net_delta is None
         assert u.options_gamma is None and u.options_vega is None
         assert u.unknown and atm2.symbol in u.unknown[0]
