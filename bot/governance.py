@@ -8,7 +8,6 @@ refusal and application lands in the audit table (bot.audit_store).
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +15,12 @@ from typing import Any, NoReturn
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
 from adapters.evm import safe as safe_mod
 from adapters.evm.safe import SafeReads
 from bot.audit_store import AlreadyApplied, AuditStore, OverrideRecord, PolicyApproval
+from policies import policy_file
 
 
 class GovernanceError(Exception):
@@ -49,48 +48,25 @@ class GovernanceSettings:
     override_max_ttl_hours: float = 72.0
 
 
-def _policy_module() -> Any:
+def _parse(content: bytes) -> policy_file.Policy:
     try:
-        from policies import policy_file
-    except ImportError:  # the policy engine not there yet: hash the file's bytes
-        return None
-    return policy_file
-
-
-def policy_hash_of_bytes(content: bytes) -> bytes:
-    """The policy's canonical hash: policies.policy_file's keccak of the parsed policy's
-    canonical bytes (whitespace/comments/key order do not matter), or keccak of the raw
-    bytes when that module is absent. The one switch point."""
-    pf = _policy_module()
-    if pf is None:
-        return keccak(content)
-    try:
-        policy = pf.parse_policy(content.decode("utf-8"))
+        return policy_file.parse_policy(content.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise PolicyNotApproved("policy file is not UTF-8 text") from exc
     except ValueError as exc:  # PolicyError
         raise PolicyNotApproved(f"policy file invalid: {exc}") from exc
-    return bytes(pf.policy_hash(policy))
+
+
+def policy_hash_of_bytes(content: bytes) -> bytes:
+    """The policy's canonical hash: policies.policy_file's keccak of the parsed policy's
+    canonical bytes (whitespace, comments and key order do not matter)."""
+    return bytes(policy_file.policy_hash(_parse(content)))
 
 
 def governance_settings(content: bytes) -> GovernanceSettings:
     """The policy's [governance] section (single_owner_may_tighten, override_max_ttl_hours)."""
-    pf = _policy_module()
-    if pf is not None:
-        try:
-            gov = pf.parse_policy(content.decode("utf-8")).governance
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise PolicyNotApproved(f"policy file invalid: {exc}") from exc
-        return GovernanceSettings(bool(gov.single_owner_may_tighten), float(gov.override_max_ttl_hours))
-    try:
-        section = tomllib.loads(content.decode()).get("governance", {})
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return GovernanceSettings()
-    may = section.get("single_owner_may_tighten", False)
-    ttl = section.get("override_max_ttl_hours", 72)
-    if not isinstance(may, bool) or not isinstance(ttl, int | float) or ttl <= 0:
-        raise PolicyNotApproved("[governance] needs single_owner_may_tighten (bool) and override_max_ttl_hours (> 0)")
-    return GovernanceSettings(may, float(ttl))
+    gov = _parse(content).governance
+    return GovernanceSettings(bool(gov.single_owner_may_tighten), float(gov.override_max_ttl_hours))
 
 
 def approval_text(policy_hash: bytes) -> str:
