@@ -26,7 +26,7 @@ from policies.hedge import (
     PerpQuote,
 )
 from policies.lp_math import get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio
-from policies.policy_file import Policy, format_error
+from policies.policy_file import Policy, SignalName, format_error
 from policies.pricing import OptionKind
 from policies.risk import BudgetState, usd_to_cents
 from policies.types import Level, PoolState, Position, Regime, SignalReading, TickFeeGrowth, Token
@@ -102,7 +102,7 @@ class PositionIn(_M):
 
 
 class SignalIn(_M):
-    name: str
+    name: SignalName  # a misspelt name would silently never fire a trigger
     level: LevelName
     reason: str = ""
     evidence: dict[str, Any] = Field(default_factory=dict)
@@ -242,6 +242,12 @@ def parse_state(text: str, policy: Policy) -> DecisionInputs:
             q.token_id, q.owner, q.position_manager, pool, q.tick_lower, q.tick_upper,
             q.liquidity, q.fee_growth_inside0_last_x128, q.fee_growth_inside1_last_x128,
             q.tokens_owed0, q.tokens_owed1, TickFeeGrowth(0, 0), TickFeeGrowth(0, 0)))
+    seen: dict[str, int] = {}
+    for i, r in enumerate(s.regimes):
+        if r.underlying in seen:
+            raise StateError(f"regimes[{i}].underlying: {r.underlying} already has a regime "
+                             f"(regimes[{seen[r.underlying]}]); one per asset")
+        seen[r.underlying] = i
     regimes = tuple(
         Regime(r.underlying, _lvl(r.level), r.reason,
                tuple(SignalReading(g.name, _lvl(g.level), g.reason, dict(g.evidence))

@@ -102,6 +102,10 @@ def test_bad_state_file_is_one_line_exit_2(tmp_path: Path) -> None:
     (lambda s: s["budget"].update(expected_fee_income_usd="lots"), "budget.expected_fee_income"),
     (lambda s: s.update(extra=1), "extra: unknown field (allowed: book, budget, now"),
     (lambda s: s["pools"][0].update(tick=10**7), "pools[0]: "),
+    (lambda s: s["regimes"][0]["signals"][0].update(name="iv_percentil"),
+     "regimes[0].signals[0].name: Input should be 'iv_percentile', 'term_structure'"),
+    (lambda s: s["regimes"].append(dict(s["regimes"][0])),
+     "regimes[2].underlying: ETH already has a regime (regimes[0]); one per asset"),
     (lambda s: s["positions"][0].update(tick_lower=s["positions"][0]["tick_upper"]),
      "positions[0].tick_lower: must be < tick_upper"),
 ])
