@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
 from adapters.evm import safe as safe_mod
@@ -185,8 +186,11 @@ class PolicyGate:
     def still_valid(self, approval: PolicyApproval) -> tuple[bool, str]:
         """Re-ask the Safe: owners may have changed since the approval was recorded."""
         phash = bytes(HexBytes(approval.policy_hash))
-        if policy_hash_of_bytes(approval.content) != phash:
-            return False, "stored policy bytes do not hash to the approved hash"
+        try:
+            if policy_hash_of_bytes(approval.content) != phash:
+                return False, "stored policy bytes do not hash to the approved hash"
+        except PolicyNotApproved as exc:
+            return False, f"stored policy bytes no longer parse: {exc}"
         req = approval_request(phash, self.safe.chain_id, self.safe.address)
         check = self.safe.is_valid_signature(req.data_hash, bytes(HexBytes(approval.signatures)))
         return check.valid, check.reason
@@ -200,10 +204,14 @@ class PolicyGate:
         return self.load_bytes(content, label=f"policy file {path}")
 
     def load_bytes(self, content: bytes, label: str = "policy") -> LoadedPolicy:
-        phash = policy_hash_of_bytes(content)
-        approvals = self.store.policy_approvals(self.safe.chain_id, self.safe.address)
+        try:
+            phash = policy_hash_of_bytes(content)
+        except PolicyNotApproved as exc:  # an edited file that no longer parses
+            refusal = f"{label} is refused: {exc}"
+            self.store.record("refusal", "policy", keccak(content), self.safe.chain_id, self.safe.address, reason=refusal)
+            return self._last_approved(refusal)
         reason = "no approval recorded"
-        for approval in approvals:
+        for approval in self.store.policy_approvals(self.safe.chain_id, self.safe.address):
             if approval.policy_hash == "0x" + phash.hex():
                 ok, reason = self.still_valid(approval)
                 if ok:
@@ -214,7 +222,11 @@ class PolicyGate:
             return LoadedPolicy(content, phash, governance_settings(content), True)
         refusal = f"{label} (hash 0x{phash.hex()}) is not approved by the Safe: {reason}"
         self.store.record("refusal", "policy", phash, self.safe.chain_id, self.safe.address, reason=refusal)
-        for approval in approvals:
+        return self._last_approved(refusal)
+
+    def _last_approved(self, refusal: str) -> LoadedPolicy:
+        """The newest recorded approval the Safe still accepts, else refuse with ``refusal``."""
+        for approval in self.store.policy_approvals(self.safe.chain_id, self.safe.address):
             ok, _ = self.still_valid(approval)
             if ok:
                 return LoadedPolicy(

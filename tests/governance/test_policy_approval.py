@@ -214,3 +214,22 @@ def test_local_message_hash_disagreeing_with_the_safe_is_refused(
     with pytest.raises(G.PolicyNotApproved, match="differs from the Safe's getMessageHash"):
         G.PolicyGate(_WrongChainId(safe), store).approve(content, sigs)  # type: ignore[arg-type]
     assert "getMessageHash" in store.events(event="refusal")[-1].reason
+
+
+def test_edited_file_that_no_longer_parses_keeps_the_last_approved(
+    safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore, policy_text: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(policy_text)
+    content = path.read_bytes()
+    gate = G.PolicyGate(safe, store)
+    gate.approve(content, [G.sign_policy(content, o, safe.chain_id, safe.address) for o in owners[1:]])
+    for broken in ("this is [not toml", policy_text.replace("override_max_ttl_hours = 48", "override_max_ttl_hours = -1")):
+        path.write_text(broken)
+        loaded = gate.load(path)
+        assert not loaded.from_file and loaded.content == content
+        assert "is refused: policy file invalid" in loaded.warning and "last approved" in loaded.warning
+        assert store.events(event="refusal")[-1].subject_hash == "0x" + keccak(broken.encode()).hex()
+    # and with nothing approved, the same file is refused outright, one line
+    with pytest.raises(G.PolicyNotApproved, match="policy file invalid"):
+        G.PolicyGate(safe, AuditStore(f"sqlite:///{tmp_path / 'empty.db'}")).load(path)
