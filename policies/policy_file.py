@@ -369,9 +369,32 @@ def parse_policy(text: str) -> Policy:
     return policy_from_dict(data)
 
 
+def _not_json(value: object, path: tuple[int | str, ...] = ()) -> tuple[int | str, ...] | None:
+    """Where a value JSON cannot hold (a TOML date/time) sits, if anywhere."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _not_json(v, (*path, str(k)))
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = _not_json(v, (*path, i))
+            if found is not None:
+                return found
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return None
+    return path
+
+
 def policy_from_dict(data: dict[str, Any]) -> Policy:
+    where = _not_json(data)
+    if where is not None:  # strict: a TOML date is not a string (nor anything else here)
+        raise PolicyError(f"{_loc(where)}: a TOML date/time is not allowed here (write a "
+                          f"quoted string or a number)")
     try:
-        raw = json.dumps(data, default=str, allow_nan=False)
+        raw = json.dumps(data, allow_nan=False)
     except ValueError:
         raise PolicyError("numbers must be finite (nan/inf not allowed)") from None
     try:

@@ -396,6 +396,12 @@ def test_toml_syntax_and_unreadable_files(tmp_path: Path) -> None:
     bad.write_text(EXAMPLE.read_text().replace("max_spread = 0.15", "max_spread = nan"))
     with pytest.raises(PolicyError, match="finite"):
         load_policy(str(bad))
+    dated = EXAMPLE.read_text().replace('version = "2026-11-21.1"', "version = 2026-11-21")
+    with pytest.raises(PolicyError, match=r"^version: a TOML date/time is not allowed"):
+        parse_policy(dated)
+    dated = EXAMPLE.read_text().replace("min_days = 15\n", "min_days = 1979-05-27T07:32:00Z\n")
+    with pytest.raises(PolicyError, match=r"^layers\.intermediate\.min_days: a TOML date"):
+        parse_policy(dated)
     binary = tmp_path / "bin.toml"
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(PolicyError, match="UTF-8"):
