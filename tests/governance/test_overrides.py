@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.evm import safe as S
 from bot import governance as G
@@ -303,3 +305,32 @@ def test_single_owner_path_checks_the_safes_own_message_hash(safe: S.SafeAdapter
     with pytest.raises(G.OverrideRefused, match="differs from the Safe's getMessageHash"):
         G.OverrideGate(lying, store, LENIENT).apply(signed(p, owners[0]), now=NOW)
     assert store.active_overrides(lying.chain_id, safe.address, NOW) == []
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(layer=st.sampled_from(G.LAYERS), extra=st.dictionaries(_text, _text, max_size=4), reason=_text.filter(str.strip),
+       chain_id=st.integers(1, 2**64), nonce=st.integers(0, 2**256 - 1), expiry=st.integers(0, 2**256 - 1))
+def test_override_files_round_trip_and_hash_ignores_param_order(
+    layer: str, extra: dict[str, str], reason: str, chain_id: int, nonce: int, expiry: int
+) -> None:
+    safe_addr = "0x" + "ab" * 20
+    params = {**extra, "layer": layer}
+    p = G.propose_override("pause_layer", params, reason, chain_id, safe_addr, nonce, expiry)
+    again = G.proposal_from_typed_data(json.loads(json.dumps(p.to_json()))["typed_data"])
+    assert again.override_hash == p.override_hash and again.safe_message_hash == p.safe_message_hash
+    reordered = dict(reversed(list(params.items())))
+    assert G.propose_override("pause_layer", reordered, reason, chain_id, safe_addr, nonce, expiry).override_hash == p.override_hash
+    # a non-canonical params string (same meaning, other bytes) is refused, never re-hashed silently
+    spaced = json.loads(json.dumps(p.typed_data))
+    spaced["message"]["params"] = json.dumps(params, sort_keys=True)  # ", " and ": " separators
+    if spaced["message"]["params"] != p.message["params"]:
+        with pytest.raises(G.OverrideRefused, match="canonical JSON"):
+            G.proposal_from_typed_data(spaced)
+    # every signed field matters
+    for field, value in (("nonce", (nonce + 1) % 2**256), ("expiry", (expiry + 1) % 2**256), ("reason", reason + "!")):
+        changed = json.loads(json.dumps(p.typed_data))
+        changed["message"][field] = value
+        assert G.proposal_from_typed_data(changed).override_hash != p.override_hash
