@@ -273,10 +273,24 @@ def test_never_sells_options_nor_adds_loss_below_the_range(inp: DecisionInputs) 
     for i in d.intents:
         if isinstance(i, OpenOption):
             assert i.size > 0 and i.premium_cents > 0
+            k = i.instrument.strike
             if i.instrument.kind is OptionKind.PUT:  # a put at or below some range's lower edge
-                assert i.instrument.strike <= max(lowers) * (1 + 1e-9)
+                assert k <= max(lowers) * (1 + 1e-9)
             else:  # a call at or above some range's upper edge: pays nothing below the range
-                assert i.instrument.strike >= min(uppers) * (1 - 1e-9)
+                assert k >= min(uppers) * (1 - 1e-9)
+            # and inside the strike rule's band of some covered position (offsets, tolerance)
+            st_ = inp.policy.layers[i.layer].strike
+            bands = []
+            for e in d.exposures:
+                if i.instrument.kind is OptionKind.PUT:
+                    a, b = st_.put_offset
+                    bands.append((e.lower * max(1 - b - st_.tolerance, 0.0),
+                                  e.lower * (1 - max(a - st_.tolerance, 0.0))))
+                else:
+                    a, b = st_.call_offset
+                    bands.append((e.upper * (1 + max(a - st_.tolerance, 0.0)),
+                                  e.upper * (1 + b + st_.tolerance)))
+            assert any(lo * (1 - 1e-9) <= k <= hi * (1 + 1e-9) for lo, hi in bands), (k, bands)
         elif isinstance(i, RollOption):
             assert 0 < i.close_size <= held[(*i.close_instrument.key, i.layer)]
             assert i.open_size >= i.close_size
