@@ -334,3 +334,21 @@ def test_override_files_round_trip_and_hash_ignores_param_order(
         changed = json.loads(json.dumps(p.typed_data))
         changed["message"][field] = value
         assert G.proposal_from_typed_data(changed).override_hash != p.override_hash
+
+
+def test_two_processes_racing_apply_once(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two bots on one database both pass the read-side replay checks (the race window); the
+    # unique constraints in the store still let exactly one application through.
+    other = AuditStore(store.engine)
+    p = proposal(safe, "pause_new_risk", nonce=77)
+    docs = signed(p, owners[0], owners[1])
+    G.OverrideGate(safe, store, STRICT).apply(docs, now=NOW)
+    monkeypatch.setattr(other, "override_by_hash", lambda h: None)
+    monkeypatch.setattr(other, "override_by_nonce", lambda c, s, n: None)
+    with pytest.raises(G.OverrideRefused, match=r"replayed: override 0x[0-9a-f]{64} or nonce 77 already applied"):
+        G.OverrideGate(safe, other, STRICT).apply(docs, now=NOW)
+    q = proposal(safe, "emergency_exit", nonce=77)  # another override, same nonce
+    with pytest.raises(G.OverrideRefused, match="nonce 77 already applied"):
+        G.OverrideGate(safe, other, STRICT).apply(signed(q, owners[0], owners[1]), now=NOW)
+    assert [o.kind for o in store.active_overrides(safe.chain_id, safe.address, NOW)] == ["pause_new_risk"]
