@@ -460,6 +460,12 @@ def expect_engaged(inp: DecisionInputs, underlying: str, name: str) -> bool:
 @given(states())
 def test_engagement_follows_the_documented_rule(inp: DecisionInputs) -> None:
     d = decide(inp)
+    eth = next((r for r in inp.regimes if r.underlying == "ETH"), None)
+    if eth is None or eth.level is None:  # unknown: nothing new, nothing released, perps kept
+        assert not [i for i in d.intents if isinstance(
+            i, OpenOption | AdjustPerp | EngageLayer | ReleaseLayer)]
+        assert all(i.layer in {e.layer for e in inp.book.engaged} and "regime unknown" in
+                   i.reason for i in d.intents if isinstance(i, RollOption))
     after = {(e.underlying, e.layer) for e in d.book_after.engaged}
     for name in inp.policy.layers:
         want = expect_engaged(inp, "ETH", name)
