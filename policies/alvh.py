@@ -53,7 +53,6 @@ from policies.hedge import (
     EngageLayer,
     ExitLP,
     HedgeBook,
-    Instrument,
     Intent,
     OpenOption,
     OptionHolding,
@@ -63,6 +62,7 @@ from policies.hedge import (
     RollOption,
     apply_intents,
     intent_sort_key,
+    to_jsonable,
 )
 from policies.layer_rules import (
     _EPS,
@@ -318,34 +318,16 @@ def decide(inputs: DecisionInputs) -> Decision:
     )
 
 
-def _jsonable(value: object) -> object:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Instrument):
-        return value.to_json()
-    if isinstance(value, OptionKind):
-        return value.value
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        return {f: _jsonable(getattr(value, f)) for f in value.__dataclass_fields__}
-    return value
-
-
 def decision_to_json(decision: Decision) -> dict[str, object]:
     """The whole decision as JSON-ready data (Decimals as strings)."""
-    out = _jsonable(decision)
-    budget = _jsonable(decision.budget)
+    out = to_jsonable(decision)
+    budget = to_jsonable(decision.budget)
     assert isinstance(out, dict) and isinstance(budget, dict)
     out["budget"] = {**budget, "remaining_cents": decision.budget.remaining_cents,
                      "binding": decision.budget.binding}
     targets = []
     for t in decision.targets:
-        raw = _jsonable(t)
+        raw = to_jsonable(t)
         assert isinstance(raw, dict)
         targets.append({**raw, "after": t.after})
     out["targets"] = targets

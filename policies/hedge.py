@@ -11,8 +11,9 @@ hold (no writing). Perp holdings are signed (negative = short).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "RollOption",
     "apply_intents",
     "intent_to_json",
+    "to_jsonable",
 ]
 
 
@@ -253,24 +255,29 @@ def intent_premium_cents(intent: Intent) -> int:
     return 0
 
 
-def _json_value(value: object) -> object:
+def to_jsonable(value: object) -> object:
+    """JSON-ready data of intents, books and decisions: Decimals as strings, instruments
+    and dataclasses as objects, non-finite floats as null (unknown, never a number)."""
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, Instrument):
         return value.to_json()
-    if isinstance(value, Mapping):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
     if isinstance(value, OptionKind):
         return value.value
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
     return value
 
 
 def intent_to_json(intent: Intent) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in fields(intent):
-        out[f.name] = _json_value(getattr(intent, f.name))
+    out = to_jsonable(intent)
+    assert isinstance(out, dict)
     return out
 
 
