@@ -369,8 +369,9 @@ def parse_policy(text: str) -> Policy:
     return policy_from_dict(data)
 
 
-def _not_json(value: object, path: tuple[int | str, ...] = ()) -> tuple[int | str, ...] | None:
-    """Where a value JSON cannot hold (a TOML date/time) sits, if anywhere."""
+def _not_json(value: object, path: tuple[int | str, ...] = ()
+              ) -> tuple[tuple[int | str, ...], str] | None:
+    """Where a value JSON cannot hold sits (a TOML date/time, nan/inf), and what it is."""
     if isinstance(value, dict):
         for k, v in value.items():
             found = _not_json(v, (*path, str(k)))
@@ -383,22 +384,20 @@ def _not_json(value: object, path: tuple[int | str, ...] = ()) -> tuple[int | st
             if found is not None:
                 return found
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, f"numbers must be finite (nan/inf not allowed, got {value!r})"
     if value is None or isinstance(value, str | int | float | bool):
         return None
-    return path
+    return path, "a TOML date/time is not allowed here (write a quoted string or a number)"
 
 
 def policy_from_dict(data: dict[str, Any]) -> Policy:
-    where = _not_json(data)
-    if where is not None:  # strict: a TOML date is not a string (nor anything else here)
-        raise PolicyError(f"{_loc(where)}: a TOML date/time is not allowed here (write a "
-                          f"quoted string or a number)")
+    found = _not_json(data)
+    if found is not None:  # strict: a TOML date is not a string (nor anything else here)
+        where, problem = found
+        raise PolicyError(f"{_loc(where)}: {problem}")
     try:
-        raw = json.dumps(data, allow_nan=False)
-    except ValueError:
-        raise PolicyError("numbers must be finite (nan/inf not allowed)") from None
-    try:
-        return Policy.model_validate_json(raw)
+        return Policy.model_validate_json(json.dumps(data, allow_nan=False))
     except ValidationError as exc:
         raise PolicyError(_validation_message(exc)) from None
 

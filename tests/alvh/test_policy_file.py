@@ -394,8 +394,12 @@ def test_toml_syntax_and_unreadable_files(tmp_path: Path) -> None:
         load_policy(str(tmp_path / "missing.toml"))
     bad = tmp_path / "nan.toml"
     bad.write_text(EXAMPLE.read_text().replace("max_spread = 0.15", "max_spread = nan"))
-    with pytest.raises(PolicyError, match="finite"):
+    with pytest.raises(PolicyError, match=r"^liquidity\.max_spread: numbers must be finite"):
         load_policy(str(bad))
+    inf = EXAMPLE.read_text().replace("min_open_interest = 50", "min_open_interest = inf")
+    with pytest.raises(PolicyError, match=r"^liquidity\.min_open_interest: numbers must be "
+                                          r"finite \(nan/inf not allowed, got inf\)"):
+        parse_policy(inf)
     dated = EXAMPLE.read_text().replace('version = "2026-11-21.1"', "version = 2026-11-21")
     with pytest.raises(PolicyError, match=r"^version: a TOML date/time is not allowed"):
         parse_policy(dated)
