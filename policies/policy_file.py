@@ -180,6 +180,16 @@ class Layer(_Model):
         if self.roll.days_before_expiry >= self.max_days:
             raise ValueError(f"roll.days_before_expiry {self.roll.days_before_expiry:g} must be "
                              f"< max_days {self.max_days:g} (nothing could be bought)")
+        levels = self.hysteresis.levels
+        named = [(f"trigger.min_level {self.trigger.min_level}", self.trigger.min_level)] \
+            if self.trigger.min_level else []
+        named += [(f"trigger.signals.{k} {v}", v) for k, v in sorted(self.trigger.signals.items())]
+        what, lowest = min(named, key=lambda n: level_of(n[1]))
+        if levels >= level_of(lowest):
+            # a trigger held down to calm fires on any known reading: never released
+            raise ValueError(f"hysteresis.levels {levels} must be < {int(level_of(lowest))}: "
+                             f"{what} is only {int(level_of(lowest))} level(s) above calm, so "
+                             f"the layer would never be released")
         return self
 
 

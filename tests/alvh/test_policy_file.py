@@ -134,7 +134,12 @@ def _candidates(value: Any) -> list[Any]:
 def test_every_field_is_in_the_hash() -> None:
     """Change each leaf of the full canonical form (every default filled in) to another
     valid value: the hash changes every time, and no field is left out."""
-    base = policy_from_dict(BASE)
+    data = copy.deepcopy(BASE)
+    for layer in data["layers"].values():  # room for hysteresis levels to change too
+        trig = layer["trigger"]
+        layer["trigger"] = {"min_level": "crisis", "signals": dict.fromkeys(trig["signals"],
+                                                                           "crisis")}
+    base = policy_from_dict(data)
     dumped = json.loads(canonical_bytes(base))
     assert policy_from_dict(dumped) == base  # the canonical form is itself a valid policy
     _every_model_field_is_dumped(base, dumped)
@@ -215,7 +220,7 @@ max_days = 120.0
 [layers.intermediate]
 max_days = 45
 min_days = 15
-hysteresis = { min_engaged_hours = 48, levels = 1 }
+hysteresis = { min_engaged_hours = 48, levels = 0 }
 premium = { max_pct_of_spot = 0.04 }
 roll = { max_strike_change = 0.03, days_before_expiry = 10 }
 size = { fraction_of_x_max = 0.35, min_adjust_fraction = 0.05 }
@@ -269,7 +274,7 @@ single_owner_may_tighten = true
     text = 'name = "Treasury ETH/USDC 0.05% protection"\nversion = "2026-11-21.1"\n' + text
     assert policy_hash(parse_policy(text)) == policy_hash(load_policy(str(EXAMPLE)))
     # and one semantic change in that text changes it
-    assert policy_hash(parse_policy(text.replace("levels = 1", "levels = 2"))) != \
+    assert policy_hash(parse_policy(text.replace("min_engaged_hours = 48", "min_engaged_hours = 47"))) != \
         policy_hash(load_policy(str(EXAMPLE)))
 
 
@@ -368,16 +373,40 @@ def test_any_semantic_change_changes_the_hash(path: str, value: Any) -> None:
      "roll.days_before_expiry 7 must be < max_days 7"),
     ("layers.short.min_days", 8, "layers.short", "min_days 8 must be < max_days 7"),
     ("layers.short.size", DELETE, "layers.short.size", "required field missing"),
+    # hysteresis that reaches calm would keep a layer engaged for ever
+    ("layers.intermediate.hysteresis", {"levels": 1}, "layers.intermediate",
+     "hysteresis.levels 1 must be < 1: trigger.signals.iv_percentile elevated is only 1 "
+     "level(s) above calm, so the layer would never be released"),
+    ("layers.short.hysteresis", {"levels": 2}, "layers.short",
+     "hysteresis.levels 2 must be < 1: trigger.signals.term_structure elevated"),
+    ("layers.short.trigger", {"min_level": "stress"}, None, None),  # levels 0: fine
+
     ("layers.Short", BASE["layers"]["short"], "layers.Short", "lower-case identifiers"),
 ])
 def test_bad_policy_files_give_one_line_errors_naming_the_field(path: str, value: Any,
-                                                              field: str, says: str) -> None:
+                                                              field: str | None,
+                                                              says: str | None) -> None:
+    if field is None:  # a control: the same kind of change, valid
+        policy_from_dict(mutate(path, value))
+        return
+    assert says is not None
     with pytest.raises(PolicyError) as info:
         policy_from_dict(mutate(path, value))
     msg = str(info.value)
     assert "\n" not in msg
     assert msg.startswith(field + ":") or msg.startswith(field + " "), msg
     assert says in msg, msg
+
+
+def test_hysteresis_below_the_lowest_trigger_level_is_allowed() -> None:
+    data = mutate("layers.intermediate.trigger", {"min_level": "crisis",
+                                                  "signals": {"iv_percentile": "stress"}})
+    data["layers"]["intermediate"]["hysteresis"] = {"levels": 1}
+    assert policy_from_dict(data).layers["intermediate"].hysteresis.levels == 1
+    data["layers"]["intermediate"]["hysteresis"] = {"levels": 2}
+    with pytest.raises(PolicyError, match=r"^layers\.intermediate: hysteresis\.levels 2 must "
+                                          r"be < 2: trigger\.signals\.iv_percentile stress"):
+        policy_from_dict(data)
 
 
 def test_layer_mutations_that_remove_the_default_key_still_name_it() -> None:

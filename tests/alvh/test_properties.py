@@ -68,7 +68,10 @@ def policies(draw: st.DrawFn, friendly: bool = False) -> Policy:
             "roll": {"days_before_expiry": draw(st.floats(0.0, max_days * 0.6)),
                      "max_strike_change": draw(st.floats(0.05 if friendly else 0.0, 0.1))},
             "premium": {"max_pct_of_spot": draw(st.floats(0.1 if friendly else 0.01, 0.25))},
-            "hysteresis": {"levels": draw(st.integers(0, 2)),
+            # below the lowest trigger level (else the layer could never be released)
+            "hysteresis": {"levels": draw(st.integers(0, min(
+                [_RANK[v] for v in (trig.get("min_level"), *trig["signals"].values()) if v])
+                - 1)),
                            "min_engaged_hours": draw(st.sampled_from([0.0, 24.0, 72.0]))},
         }
     return policy_from_dict(f.policy_dict(
