@@ -320,8 +320,13 @@ class RolesExecutor:
     def execute(self, to: str, data: bytes, value: int = 0, operation: int = 0) -> Any:
         """Simulate, then send; returns the receipt (status 1) or raises RolesError."""
         self.simulate(to, data, value, operation)
-        tx = self._fn(to, data, value, operation).build_transaction(
-            {"from": self.address, "nonce": self.w3.eth.get_transaction_count(self.address)}
+        fn = self._fn(to, data, value, operation)
+        # The estimate is exact for the state it ran on; the block that includes the tx can
+        # cost more (e.g. a pool's oracle write when the timestamp moved on), so leave room.
+        gas = fn.estimate_gas({"from": self.address})
+        tx = fn.build_transaction(
+            {"from": self.address, "nonce": self.w3.eth.get_transaction_count(self.address),
+             "gas": gas * 5 // 4 + 50_000}
         )
         signed = self._account.sign_transaction(tx)
         receipt = self.w3.eth.wait_for_transaction_receipt(
