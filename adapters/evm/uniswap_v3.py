@@ -57,7 +57,7 @@ def _word(data: bytes, i: int) -> int:
     return int.from_bytes(data[32 * i : 32 * i + 32], "big")
 
 
-def _sword(data: bytes, i: int, bits: int) -> int:
+def _sword(data: bytes, i: int) -> int:
     """A signed word as the ABI encodes intN (sign-extended to 256 bits)."""
     v = _word(data, i)
     return v - (1 << 256) if v >> 255 else v
@@ -150,7 +150,7 @@ class UniswapV3Reader:
             if token_id not in self._static:
                 self._static[token_id] = _Static(
                     _addr(data, 2), _addr(data, 3), _word(data, 4),
-                    _sword(data, 5, 24), _sword(data, 6, 24),
+                    _sword(data, 5), _sword(data, 6),
                 )
         keys = {(s.token0, s.token1, s.fee) for s in self._static.values()} - self._pools.keys()
         tokens = {t for k in keys for t in k[:2]} - self._tokens.keys()
@@ -244,7 +244,7 @@ class UniswapV3Reader:
         tick_raw = results[n + 4 * len(pools) : n + 4 * len(pools) + len(ticks)]
         spacing_raw = results[n + 4 * len(pools) + len(ticks) :]
         for p, r in zip(need_spacing, spacing_raw, strict=True):
-            self._spacing[p] = _sword(r.data, 0, 24) if r.success else 0
+            self._spacing[p] = _sword(r.data, 0) if r.success else 0
 
         states: dict[str, PoolState] = {}
         for k, p in enumerate(pools):
@@ -260,7 +260,7 @@ class UniswapV3Reader:
                 fee=s.fee,
                 tick_spacing=self._spacing[p],
                 sqrt_price_x96=_word(slot0.data, 0),
-                tick=_sword(slot0.data, 1, 24),
+                tick=_sword(slot0.data, 1),
                 liquidity=_word(liq.data, 0),
                 fee_growth_global0_x128=_word(g0.data, 0),
                 fee_growth_global1_x128=_word(g1.data, 0),
