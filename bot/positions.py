@@ -7,8 +7,9 @@ from typing import Any
 
 from eth_utils import is_hex_address, to_checksum_address
 
-from adapters.evm.rpc import RpcError, RpcPool, RpcUnavailable, redact
+from adapters.evm.rpc import RpcError, RpcPool, RpcUnavailable
 from adapters.evm.uniswap_v3 import ReadError, UniswapV3Reader
+from adapters.redact import redact_urls
 from bot.errors import UserError
 from policies.lp_math import PositionMetrics, position_metrics
 from policies.types import Position
@@ -110,6 +111,6 @@ async def read_positions(
     except RpcUnavailable as exc:
         raise UserError(str(exc)) from None
     except RpcError as exc:
-        raise UserError(f"RPC error from {redact(rpc_urls[0])}: {exc}") from None
+        raise UserError(f"RPC error from {redact_urls(rpc_urls[0])}: {exc}") from None
     finally:
         await rpc.close()

@@ -62,6 +62,16 @@ class PositionSnapshot(SQLModel, table=True):
     gamma: float
 
 
+def safe_db_url(url: str) -> str:
+    """The database URL with its password hidden, fit for stderr and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: say so without echoing it
+        return "<unparsable database_url>"
+
+
 def make_engine(url: str) -> Engine:
     """An engine with every lphedge table created (idempotent)."""
     connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}

@@ -19,6 +19,8 @@ from asyncio_throttle import Throttler
 from web3 import AsyncWeb3
 from web3.providers.rpc import AsyncHTTPProvider
 
+from adapters.redact import redact_urls
+
 
 class RpcError(Exception):
     """The node answered with a JSON-RPC error (not a transport problem)."""
@@ -40,19 +42,6 @@ class JsonRpc(Protocol):
     async def request(self, method: str, params: list[Any]) -> Any: ...
 
     async def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]: ...
-
-
-def redact(url: str) -> str:
-    """An RPC URL often carries an API key in its path or query: show scheme and host only."""
-    try:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        if parts.path.strip("/") or parts.query or parts.username:
-            return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}/…"
-        return url
-    except ValueError:
-        return "<invalid url>"
 
 
 @dataclass
@@ -79,7 +68,7 @@ class RpcPool:
             raise ValueError("at least one RPC URL is required")
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"RPC URL must be http(s): {redact(url)}")
+                raise ValueError(f"RPC URL must be http(s): {redact_urls(url)}")
             provider = AsyncHTTPProvider(
                 url,
                 request_kwargs={"timeout": aiohttp.ClientTimeout(total=self.timeout)},
@@ -114,7 +103,8 @@ class RpcPool:
                 return result
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 ep.failures += 1
-                errors.append(f"{redact(ep.url)}: {type(exc).__name__} {exc}".strip())
+                # aiohttp puts the full URL (key included) into some error texts
+                errors.append(redact_urls(f"{ep.url}: {type(exc).__name__} {exc}".strip()))
         raise RpcUnavailable("cannot reach any RPC endpoint (" + "; ".join(errors) + ")")
 
     async def request(self, method: str, params: list[Any]) -> Any:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,8 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 import ccxt.async_support as ccxt
 from asyncio_throttle.throttler import Throttler
+
+from adapters.redact import redact_urls
 
 T = TypeVar("T")
 
@@ -120,16 +121,6 @@ def describe_error(exc: BaseException, timeout_s: float) -> str:
     if isinstance(exc, KeyError | IndexError | TypeError | ValueError):
         return f"malformed response: {type(exc).__name__}: {_short(exc)}"
     return f"{type(exc).__name__}: {_short(exc)}"
-
-
-_URL = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s'\"?#]+)[^\s'\"]*")
-
-
-def redact_urls(text: str) -> str:
-    """Every URL cut to scheme and host: RPC and API keys live in paths and queries
-    (e.g. .../v2/<key>, ?apikey=...), and reasons end up in output, logs and the store."""
-    return _URL.sub(lambda m: m.group(1) + ("/..." if len(m.group(0)) > len(m.group(1))
-                                             else ""), text)
 
 
 def _short(exc: BaseException, limit: int = 160) -> str:

@@ -49,9 +49,9 @@ def _w3(rpc_url: str | None) -> tuple[Web3, str]:
     try:
         w3.eth.chain_id  # noqa: B018 - reachability check
     except Exception as exc:
-        from adapters.evm.rpc import redact
+        from adapters.redact import redact_urls
 
-        raise UserError(f"RPC {redact(url)} unreachable: {type(exc).__name__}") from None
+        raise UserError(f"RPC {redact_urls(url)} unreachable: {type(exc).__name__}") from None
     return w3, url
 
 
@@ -69,20 +69,18 @@ def _safe(rpc_url: str | None, safe: str | None) -> Any:
 
 
 def _store(db: str | None) -> Any:
-    from adapters.market.base import redact_urls
+    from adapters.redact import redact_urls
     from bot.audit_store import AuditStore
 
     url = db or _settings().sqlalchemy_url
     try:
         return AuditStore(url)
     except Exception as exc:  # bad URL or unreachable database; the URL may carry a password
-        from sqlalchemy.engine import make_url
+        from bot.store import safe_db_url
 
-        try:
-            shown = make_url(url).render_as_string(hide_password=True)
-        except Exception:
-            shown = "<unparseable URL>"
-        raise UserError(f"cannot open the audit database {redact_urls(shown)}: {type(exc).__name__}") from None
+        raise UserError(
+            f"cannot open the audit database {redact_urls(safe_db_url(url))}: {type(exc).__name__}"
+        ) from None
 
 
 def load_key(key_file: Path | None, key_env: str | None) -> LocalAccount:
@@ -349,7 +347,7 @@ def roles_setup(
     except (G.GovernanceError, R.RolesError, S.SafeError) as exc:
         raise UserError(str(exc)) from None
     except AnvilError as exc:
-        from adapters.market.base import redact_urls
+        from adapters.redact import redact_urls
 
         raise UserError(f"fork simulation unavailable: {redact_urls(str(exc))}") from None
     store.record("proposal", "roles", report.safe_tx_hash, sa.chain_id, sa.address, detail=report.to_json())
