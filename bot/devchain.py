@@ -90,6 +90,7 @@ class DevChain:
     threshold: int = 2
     _contracts: dict[tuple[str, str], Contract] = field(default_factory=dict, repr=False)
     _pool_tokens: dict[str, tuple[Token, Token, int]] = field(default_factory=dict, repr=False)
+    _approved: set[str] = field(default_factory=set, repr=False)
 
     # ----------------------------------------------------------------- start
     @classmethod
@@ -221,6 +222,9 @@ class DevChain:
         return token
 
     def _approve_all(self, token: Token) -> None:
+        if token.address in self._approved:  # one unlimited approval per token is enough
+            return
+        self._approved.add(token.address)
         erc20 = self.contract("ERC20", token.address)
         for spender in ("position_manager", "swap_router"):
             if spender in self.addresses:
