@@ -6,17 +6,23 @@ The binary comes from the npm package ``@foundry-rs/anvil`` pinned in package.js
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from adapters.redact import redact_urls
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +77,68 @@ def _rpc(url: str, method: str, params: list[object] | None = None, timeout: flo
     return out.get("result")
 
 
+class _ForkRelay:
+    """A loopback HTTP relay: POST bodies go to the upstream URL, answers come back.
+
+    Written by hand (a few lines of the standard library) because no proxy library is
+    needed for one upstream and JSON-RPC over POST; the upstream URL, with whatever
+    key or user:password it carries, stays in this process's memory.
+    """
+
+    def __init__(self, upstream: str, timeout: float = 60.0) -> None:
+        parts = urllib.parse.urlsplit(upstream)
+        self._headers = {"Content-Type": "application/json"}
+        if parts.username is not None:
+            cred = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+            self._headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
+            netloc = parts.hostname or ""
+            if parts.port:
+                netloc += f":{parts.port}"
+            upstream = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+        self._upstream = upstream
+        self._timeout = timeout
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> _ForkRelay:
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                req = urllib.request.Request(relay._upstream, data=body, headers=relay._headers)
+                try:
+                    with urllib.request.urlopen(req, timeout=relay._timeout) as resp:
+                        status, answer = resp.status, resp.read()
+                except urllib.error.HTTPError as exc:
+                    status, answer = exc.code, exc.read()
+                except OSError as exc:
+                    status, answer = 502, redact_urls(str(exc)).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # quiet: anvil's requests are not ours to log
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
 @dataclass
 class Anvil:
     """A running anvil. Use as a context manager or call ``stop()``."""
@@ -81,6 +149,7 @@ class Anvil:
     extra_args: list[str] = field(default_factory=list)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    _relay: _ForkRelay | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -99,7 +168,12 @@ class Anvil:
             "--gas-limit", "1000000000000",
         ]
         if self.fork_url:
-            args += ["--fork-url", self.fork_url]
+            # The fork URL may carry an API key. anvil takes it only on its command line
+            # (anvil 1.7 does not read ETH_RPC_URL), which every local user can read in
+            # /proc/<pid>/cmdline; so anvil forks from a loopback relay of ours that holds
+            # the real URL in memory.
+            self._relay = _ForkRelay(self.fork_url).start()
+            args += ["--fork-url", self._relay.url]
         if self.code_size_limit:
             args += ["--disable-code-size-limit"]
         args += self.extra_args
@@ -110,7 +184,9 @@ class Anvil:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = (self.process.stderr.read() if self.process.stderr else b"").decode()
-                raise AnvilError(f"anvil exited with {self.process.returncode}: {err.strip()[:300]}")
+                code = self.process.returncode
+                self.stop()
+                raise AnvilError(f"anvil exited with {code}: {redact_urls(err.strip())[:300]}")
             try:
                 _rpc(self.url, "eth_chainId", timeout=0.5)
                 return self
@@ -138,6 +214,9 @@ class Anvil:
         return [r.get("result") for r in out]
 
     def stop(self) -> None:
+        if self._relay is not None:
+            self._relay.stop()
+            self._relay = None
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
