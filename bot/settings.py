@@ -6,6 +6,8 @@ the *name* of the env variable that holds it.
 
 from __future__ import annotations
 
+import math
+
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -37,9 +39,24 @@ class Settings(BaseSettings):
 
     @field_validator("rpc_timeout")
     @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be > 0")
+    def _timeout(cls, v: float) -> float:
+        # nan passes "v <= 0" and inf never times out: both refused by name
+        if not math.isfinite(v) or not 0 < v <= 3600:
+            raise ValueError(f"must be a number of seconds in (0, 3600], got {v}")
+        return v
+
+    @field_validator("rpc_rate_limit")
+    @classmethod
+    def _rate(cls, v: int) -> int:
+        if not 1 <= v <= 100_000:
+            raise ValueError(f"must be requests per second in [1, 100000], got {v}")
+        return v
+
+    @field_validator("multicall_chunk")
+    @classmethod
+    def _chunk(cls, v: int) -> int:
+        if not 1 <= v <= 10_000:
+            raise ValueError(f"must be calls per Multicall3 batch in [1, 10000], got {v}")
         return v
 
     @property
