@@ -139,14 +139,21 @@ def _chain(quotes: Iterable[OptionQuote], policy: Policy, layer: Layer, now: int
 
 
 def _strike_band(kind: OptionKind, e: Exposure, layer: Layer) -> tuple[float, float, float]:
-    """(target, lowest, highest) strike of the rule for one position."""
+    """(target, lowest, highest) strike of the rule for one position.
+
+    Puts are struck off ``min(spot, lower edge)`` and calls off ``max(spot, upper edge)``:
+    once spot has left the range on that side, a strike off the edge is in the money
+    (it fails the premium limit and buys intrinsic value, not protection), so the
+    offset is taken from spot instead (issue 13, D1)."""
     tol = layer.strike.tolerance
     if kind is OptionKind.PUT:
         a, b = layer.strike.put_offset
-        return (e.lower * (1 - (a + b) / 2), e.lower * max(1 - b - tol, 0.0),
-                e.lower * (1 - max(a - tol, 0.0)))
+        base = min(e.spot, e.lower) if math.isfinite(e.spot) and e.spot > 0 else e.lower
+        return (base * (1 - (a + b) / 2), base * max(1 - b - tol, 0.0),
+                base * (1 - max(a - tol, 0.0)))
     a, b = layer.strike.call_offset
-    return (e.upper * (1 + (a + b) / 2), e.upper * (1 + max(a - tol, 0.0)), e.upper * (1 + b + tol))
+    base = max(e.spot, e.upper) if math.isfinite(e.spot) else e.upper
+    return (base * (1 + (a + b) / 2), base * (1 + max(a - tol, 0.0)), base * (1 + b + tol))
 
 
 # ------------------------------------------------------------------------------ engagement

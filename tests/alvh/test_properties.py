@@ -285,14 +285,16 @@ def test_never_sells_options_nor_adds_loss_below_the_range(inp: DecisionInputs) 
             st_ = inp.policy.layers[i.layer].strike
             bands = []
             for e in d.exposures:
-                if i.instrument.kind is OptionKind.PUT:
+                if i.instrument.kind is OptionKind.PUT:  # off min(spot, lower edge)
                     a, b = st_.put_offset
-                    bands.append((e.lower * max(1 - b - st_.tolerance, 0.0),
-                                  e.lower * (1 - max(a - st_.tolerance, 0.0))))
-                else:
+                    base = min(e.spot, e.lower)
+                    bands.append((base * max(1 - b - st_.tolerance, 0.0),
+                                  base * (1 - max(a - st_.tolerance, 0.0))))
+                else:  # off max(spot, upper edge)
                     a, b = st_.call_offset
-                    bands.append((e.upper * (1 + max(a - st_.tolerance, 0.0)),
-                                  e.upper * (1 + b + st_.tolerance)))
+                    base = max(e.spot, e.upper)
+                    bands.append((base * (1 + max(a - st_.tolerance, 0.0)),
+                                  base * (1 + b + st_.tolerance)))
             assert any(lo * (1 - 1e-9) <= k <= hi * (1 + 1e-9) for lo, hi in bands), (k, bands)
         elif isinstance(i, RollOption):
             assert 0 < i.close_size <= held[(*i.close_instrument.key, i.layer)]
