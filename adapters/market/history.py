@@ -95,8 +95,12 @@ def load_funding(path: str | Path) -> list[FundingPoint]:
     return out
 
 
-def closes(bars: Sequence[Bar]) -> list[Point]:
-    return [(b.ts, b.close) for b in bars]
+def closes(bars: Sequence[Bar], bar_seconds: int) -> list[Point]:
+    """Close prices stamped at the time they became known: the bar's end (start +
+    ``bar_seconds``), not its start (that was a one-bar look-ahead)."""
+    if bar_seconds <= 0:
+        raise ValueError(f"bar_seconds: must be > 0, got {bar_seconds}")
+    return [(b.ts + bar_seconds, b.close) for b in bars]
 
 
 def _fmt(value: float) -> str:

@@ -41,8 +41,8 @@ CALM_STRETCHES = [
 
 @pytest.fixture(scope="module")
 def replay() -> dict[str, tuple[Level | None, dict[str, Level | None]]]:
-    dvol = closes(load_ohlc(HISTORY / "eth_dvol_1d.csv"))
-    px = closes(load_ohlc(HISTORY / "eth_usdt_1h.csv"))
+    dvol = closes(load_ohlc(HISTORY / "eth_dvol_1d.csv"), 86400)
+    px = closes(load_ohlc(HISTORY / "eth_usdt_1h.csv"), 3600)
     venues = {v: load_funding(HISTORY / f"eth_funding_{v}.csv")
               for v in ("binance", "bybit", "dydx")}
     d_ts = [p[0] for p in dvol]
