@@ -12,65 +12,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import UniqueConstraint
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from sqlmodel import Session, col, select
+
+from bot.db import open_engine
+from bot.db.migrate import upgrade
+from bot.db.models import AuditEvent, OverrideRecord, PolicyApproval
+from bot.db.types import utcnow as _now
+
+__all__ = ["EVENTS", "AlreadyApplied", "AuditEvent", "AuditStore", "OverrideRecord",
+           "PolicyApproval", "make_engine", "make_engine_tables"]
 
 EVENTS = ("proposal", "signature", "verification", "refusal", "application", "approval")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class AuditEvent(SQLModel, table=True):
-    __tablename__ = "governance_audit"
-
-    id: int | None = Field(default=None, primary_key=True)
-    created_at: datetime = Field(default_factory=_now, index=True)
-    event: str = Field(index=True)  # one of EVENTS
-    subject: str = Field(index=True)  # policy | override | safe_tx | roles
-    subject_hash: str = Field(index=True)  # 0x-hex
-    chain_id: int
-    safe: str
-    actor: str = ""  # signer / proposer address, never a key
-    reason: str = ""
-    detail: str = "{}"  # JSON
-
-
-class OverrideRecord(SQLModel, table=True):
-    __tablename__ = "governance_override"
-    __table_args__ = (UniqueConstraint("chain_id", "safe", "nonce", name="uq_override_nonce"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    override_hash: str = Field(unique=True)
-    chain_id: int
-    safe: str
-    nonce: int
-    kind: str
-    params: str  # canonical JSON
-    reason: str
-    expiry: int  # unix seconds
-    signers: str  # comma-separated addresses
-    applied_at: datetime = Field(default_factory=_now)
-
-
-class PolicyApproval(SQLModel, table=True):
-    __tablename__ = "governance_policy_approval"
-    __table_args__ = (UniqueConstraint("chain_id", "safe", "policy_hash", name="uq_policy_approval"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    policy_hash: str = Field(index=True)
-    chain_id: int
-    safe: str
-    signatures: str  # 0x-hex, packed; "0x" when the Safe signed on-chain
-    content: bytes  # the approved policy file's bytes
-    source_path: str = ""
-    approved_at: datetime = Field(default_factory=_now)
 
 
 class AlreadyApplied(Exception):
@@ -78,15 +34,8 @@ class AlreadyApplied(Exception):
 
 
 def make_engine(url: str) -> Engine:
-    """The bot's engine (bot.store.make_engine once it exists) with our tables created."""
-    try:
-        from bot.store import make_engine as store_make_engine
-
-        engine: Engine = store_make_engine(url)
-    except ImportError:
-        engine = create_engine(url)
-    make_engine_tables(engine)
-    return engine
+    """The bot's engine (bot.db) with the schema migrated to head."""
+    return open_engine(url)
 
 
 class AuditStore:
@@ -224,14 +173,8 @@ class AuditStore:
 
 
 def make_engine_tables(engine: Engine) -> None:
-    SQLModel.metadata.create_all(
-        engine,
-        tables=[
-            AuditEvent.__table__,  # type: ignore[attr-defined]
-            OverrideRecord.__table__,  # type: ignore[attr-defined]
-            PolicyApproval.__table__,  # type: ignore[attr-defined]
-        ],
-    )
+    """Migrate ``engine``'s database to head (every table, not only ours)."""
+    upgrade(engine)
 
 
 def _hex(value: bytes | str) -> str:

@@ -2,46 +2,27 @@
 so a drop over 48 hours is known intraday, and the last levels of each signal
 (hysteresis state survives a restart).
 
-SQLite by default; the engine comes from the shared bot/store.py.
+SQLite by default; the engine and schema come from bot/db (models in bot/db/models.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import UniqueConstraint
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Session, select
 
+from bot.db import open_engine
+from bot.db.models import SignalState, TvlSample
 from policies.types import Level
 
-
-class TvlSample(SQLModel, table=True):
-    __tablename__ = "market_tvl_sample"
-    __table_args__ = (UniqueConstraint("key", "ts"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(index=True)  # e.g. "tvl:USDC/USDT/100" or "defillama:uniswap"
-    ts: int = Field(index=True)  # unix seconds when the value was true
-    tvl_usd: float
-    source: str
-
-
-class SignalState(SQLModel, table=True):
-    __tablename__ = "market_signal_state"
-
-    key: str = Field(primary_key=True)  # "<underlying>:<signal name>"
-    level: int | None = None
-    ts: int = 0
+__all__ = ["SignalState", "TvlSample", "load_levels", "make_engine", "record_tvl",
+           "save_levels", "tvl_series"]
 
 
 def make_engine(url: str) -> Engine:
-    """The shared engine (bot/store.py) with the market tables created too."""
-    from bot.store import make_engine as shared_engine
-
-    engine = shared_engine(url)
-    SQLModel.metadata.create_all(engine, tables=[TvlSample.__table__, SignalState.__table__])  # type: ignore[attr-defined]
-    return engine
+    """The shared engine (bot.db) with the schema migrated to head."""
+    return open_engine(url)
 
 
 def record_tvl(engine: Engine, key: str, ts: int, tvl_usd: float, source: str) -> bool:

@@ -1,65 +1,25 @@
 """Persistent state (sqlmodel): watched positions and their snapshots.
 
-SQLite by default, any SQLAlchemy URL through DATABASE_URL. Chain integers
-(liquidity, amounts, fee growth) exceed 64 bits, so they are stored as decimal
-text and read back exactly; floats only for value and greeks.
+SQLite by default, any SQLAlchemy URL through DATABASE_URL (PostgreSQL via psycopg).
+The models live in bot/db/models.py and are re-exported here; the schema comes from the
+migrations (bot/db/migrations). Chain integers (liquidity, amounts, fee growth) exceed
+64 bits, so they are stored as decimal text and read back exactly.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import Engine, UniqueConstraint
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
+from bot.db import open_engine, utcnow
+from bot.db.models import PositionSnapshot, WatchedPosition
 from policies.lp_math import PositionMetrics
 from policies.types import Position
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class WatchedPosition(SQLModel, table=True):
-    __tablename__ = "watched_position"
-    __table_args__ = (UniqueConstraint("chain_id", "position_manager", "token_id"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    chain_id: int
-    position_manager: str
-    token_id: str  # uint256 as decimal text
-    owner: str
-    pool: str
-    token0: str
-    token1: str
-    fee: int
-    tick_lower: int
-    tick_upper: int
-    first_seen: datetime = Field(default_factory=utcnow)
-    last_seen: datetime = Field(default_factory=utcnow)
-
-
-class PositionSnapshot(SQLModel, table=True):
-    __tablename__ = "position_snapshot"
-
-    id: int | None = Field(default=None, primary_key=True)
-    taken_at: datetime = Field(default_factory=utcnow, index=True)
-    chain_id: int
-    position_manager: str
-    token_id: str = Field(index=True)
-    tick: int
-    sqrt_price_x96: str
-    liquidity: str
-    amount0: str
-    amount1: str
-    fees0: str
-    fees1: str
-    in_range: bool
-    price: float
-    value: float
-    fees_value: float
-    delta: float
-    gamma: float
+__all__ = ["PositionSnapshot", "WatchedPosition", "make_engine", "record_positions",
+           "safe_db_url", "utcnow"]
 
 
 def safe_db_url(url: str) -> str:
@@ -73,11 +33,8 @@ def safe_db_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine with every lphedge table created (idempotent)."""
-    connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
-    engine = create_engine(url, connect_args=connect_args)
-    SQLModel.metadata.create_all(engine)
-    return engine
+    """An engine with the schema migrated to head (bot.db; idempotent)."""
+    return open_engine(url)
 
 
 def record_positions(

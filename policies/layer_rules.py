@@ -194,12 +194,15 @@ def engagement(layer_name: str, layer: Layer, regime: Regime | None,
     fired = _fired(layer, regime, 0)
     if fired:
         return _Engagement(True, "engaged", "; ".join(fired))
-    unknown = sorted(s.name for s in regime.signals
-                     if s.level is None and s.name in layer.trigger.signals)
+    known = {s.name for s in regime.signals if s.level is not None}
+    unknown = sorted(n for n in layer.trigger.signals if n not in known)
     quiet = (f"not triggered (regime {_lvl(regime.level)}"
              + (f"; unknown: {', '.join(unknown)}" if unknown else "") + ")")
     if prev is None:
         return _Engagement(False, "idle", quiet)
+    if unknown:  # unknown is never calm: a trigger we cannot read cannot release the layer
+        return _Engagement(True, "engaged", f"{quiet}, kept engaged: trigger signal(s) "
+                           f"{', '.join(unknown)} unknown, an unknown trigger never releases")
     held_h = (now - prev.since) / HOUR
     if held_h < layer.hysteresis.min_engaged_hours:
         return _Engagement(True, "engaged", f"{quiet}, kept engaged: cooldown {held_h:.1f}h of "

@@ -7,6 +7,7 @@ costs one round trip while each eth_call stays under the node's gas cap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from eth_utils import function_signature_to_4byte_selector
 
@@ -92,11 +93,15 @@ async def aggregate3(
     if not calls:
         return []
     tag = hex(block) if isinstance(block, int) else block
+    return _decode_all(await rpc.batch(_requests(multicall, calls, tag, chunk_size)))
+
+
+def _requests(multicall: str, calls: list[Call], tag: str, chunk_size: int) -> list[tuple[str, list[Any]]]:
     chunks = [calls[i : i + chunk_size] for i in range(0, len(calls), chunk_size)]
-    requests = [
-        ("eth_call", [{"to": multicall, "data": encode_aggregate3(chunk)}, tag]) for chunk in chunks
-    ]
-    raw = await rpc.batch(requests)
+    return [("eth_call", [{"to": multicall, "data": encode_aggregate3(chunk)}, tag]) for chunk in chunks]
+
+
+def _decode_all(raw: list[Any]) -> list[Result]:
     out: list[Result] = []
     for r in raw:
         out.extend(decode_aggregate3(r))
@@ -112,19 +117,52 @@ async def aggregate3_consistent(
     landed between chunks, everything is read again pinned to the newest block seen
     (one more request), so a position is never valued against another block's pool.
     """
+    block, _, out = await _consistent(rpc, multicall, calls, chunk_size=chunk_size, with_hash=False)
+    return block, out
+
+
+async def aggregate3_at_block(
+    rpc: JsonRpc, multicall: str, calls: list[Call], *, chunk_size: int = 500
+) -> tuple[int, str, list[Result]]:
+    """aggregate3_consistent plus the hash of the block read, from the same HTTP request.
+
+    A contract cannot see its own block's hash, so the block header (eth_getBlockByNumber)
+    rides in the batch; only if it names another block than the stamps is it fetched
+    again by number (one more request).
+    """
+    block, block_hash, out = await _consistent(rpc, multicall, calls, chunk_size=chunk_size, with_hash=True)
+    assert block_hash is not None
+    return block, block_hash, out
+
+
+async def _consistent(
+    rpc: JsonRpc, multicall: str, calls: list[Call], *, chunk_size: int, with_hash: bool
+) -> tuple[int, str | None, list[Result]]:
     if not calls:
-        return 0, []
+        return 0, None, []
     stamp = Call(multicall, GET_BLOCK_NUMBER, allow_failure=False)
     per = max(1, chunk_size - 1)
     chunks = [calls[i : i + per] for i in range(0, len(calls), per)]
     stamped = [c for chunk in chunks for c in (stamp, *chunk)]
-    raw = await aggregate3(rpc, multicall, stamped, chunk_size=per + 1)
+    header_call = [("eth_getBlockByNumber", ["latest", False])] if with_hash else []
+    answers = await rpc.batch(_requests(multicall, stamped, "latest", per + 1) + header_call)
+    raw = _decode_all(answers[: len(answers) - len(header_call)])
     blocks, out, k = set(), [], 0
     for chunk in chunks:
         blocks.add(int.from_bytes(raw[k].data[:32], "big"))
         out.extend(raw[k + 1 : k + 1 + len(chunk)])
         k += 1 + len(chunk)
     block = max(blocks)
+    header = answers[-1] if with_hash else None
     if len(blocks) > 1:
-        out = await aggregate3(rpc, multicall, calls, block=block, chunk_size=chunk_size)
-    return block, out
+        header_call = [("eth_getBlockByNumber", [hex(block), False])] if with_hash else []
+        answers = await rpc.batch(_requests(multicall, calls, hex(block), chunk_size) + header_call)
+        out = _decode_all(answers[: len(answers) - len(header_call)])
+        header = answers[-1] if with_hash else None
+    if not with_hash:
+        return block, None, out
+    if not isinstance(header, dict) or int(header.get("number") or "0x0", 16) != block:
+        header = await rpc.request("eth_getBlockByNumber", [hex(block), False])
+    if not isinstance(header, dict) or not isinstance(header.get("hash"), str):
+        raise ValueError(f"the node returned no header for block {block}")
+    return block, header["hash"], out

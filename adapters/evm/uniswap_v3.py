@@ -18,7 +18,7 @@ from typing import Protocol
 
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-from adapters.evm.multicall import Call, Result, aggregate3, aggregate3_consistent
+from adapters.evm.multicall import Call, Result, aggregate3, aggregate3_at_block
 from adapters.evm.rpc import JsonRpc
 from policies.types import PoolState, Position, TickFeeGrowth, Token
 
@@ -108,6 +108,7 @@ class UniswapV3Reader:
     _spacing: dict[str, int] = field(default_factory=dict)
     _tokens: dict[str, Token] = field(default_factory=dict)
     last_block: int = 0  # the block the last read saw
+    last_block_hash: str = ""  # and its hash
 
     def __post_init__(self) -> None:
         self.position_manager = to_checksum_address(self.position_manager)
@@ -228,7 +229,7 @@ class UniswapV3Reader:
             calls += [Call(p, SLOT0), Call(p, LIQUIDITY), Call(p, FEE_GROWTH_GLOBAL0), Call(p, FEE_GROWTH_GLOBAL1)]
         calls += [Call(p, TICKS + (t % (1 << 256)).to_bytes(32, "big")) for p, t in ticks]  # int24 arg
         calls += [Call(p, TICK_SPACING) for p in need_spacing]
-        self.last_block, results = await aggregate3_consistent(
+        self.last_block, self.last_block_hash, results = await aggregate3_at_block(
             self.rpc, self.multicall, calls, chunk_size=self.chunk_size
         )
 

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bot.errors import UserError
+from bot.observe.errors import ObserveError
 from bot.positions import PositionRow, read_positions
 from bot.settings import load_settings
 
@@ -29,6 +31,23 @@ def _fmt_price(x: float) -> str:
     if x >= 1e12 or x < 1e-6:
         return f"{x:.4e}"
     return f"{x:,.6g}"
+
+
+# the observer names configuration fields; only this layer knows their flags
+FLAGS = {
+    "rpc_urls": "--rpc-url",
+    "owner": "--owner",
+    "position_manager": "--position-manager",
+    "multicall": "--multicall",
+    "chain_id": "--chain-id",
+}
+
+
+def as_flag_error(exc: ObserveError) -> UserError:
+    """The observer's error, with the field it names spelled as the command's flag."""
+    if exc.field is None:
+        return UserError(exc.problem)
+    return UserError(f"{FLAGS.get(exc.field, exc.field)}: {exc.problem}")
 
 
 def render_table(rows: list[PositionRow], title: str) -> Table:
@@ -73,17 +92,22 @@ def register(app: typer.Typer) -> None:
         """List an owner's Uniswap v3 positions: range, amounts, fees owed, value, delta, gamma."""
         settings = load_settings()
         urls = rpc_url or settings.rpc_url_list
-        chain, rows = asyncio.run(
-            read_positions(
-                urls,
-                owner or settings.owner,
-                position_manager or settings.position_manager,
-                multicall or settings.multicall_address,
-                expected_chain_id=chain_id if chain_id is not None else settings.chain_id,
-                timeout=settings.rpc_timeout,
-                chunk_size=settings.multicall_chunk,
+        if not urls:
+            raise UserError("--rpc-url: at least one RPC URL is required (or LPHEDGE_RPC_URLS)")
+        try:
+            chain, rows = asyncio.run(
+                read_positions(
+                    urls,
+                    owner or settings.owner,
+                    position_manager or settings.position_manager,
+                    multicall or settings.multicall_address,
+                    expected_chain_id=chain_id if chain_id is not None else settings.chain_id,
+                    timeout=settings.rpc_timeout,
+                    chunk_size=settings.multicall_chunk,
+                )
             )
-        )
+        except ObserveError as exc:
+            raise as_flag_error(exc) from None
         if record and rows:
             from bot.store import make_engine, record_positions
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 import pytest
 
 from policies.alvh import Decision, decide
-from policies.hedge import OpenOption, OptionKind
+from policies.hedge import (
+    EngageLayer,
+    HedgeBook,
+    LayerEngagement,
+    OpenOption,
+    OptionKind,
+    ReleaseLayer,
+)
 from policies.types import Level, Regime
 from tests.alvh import factory as f
 
@@ -79,3 +86,35 @@ def test_d1_in_range_strikes_stay_off_the_lower_edge() -> None:
     assert opens(d)
     for b in opens(d):
         assert lower * 0.91 - 1e-6 <= b.instrument.strike <= lower * 0.97 + 1e-6
+
+
+# ------------------------------------------------------------------ D4: unknown trigger never releases
+
+
+ENGAGED_LONG_AGO = HedgeBook(engaged=(LayerEngagement("ETH", "intermediate", f.NOW - 30 * f.DAY),))
+
+
+@pytest.mark.parametrize(("signals", "released"), [
+    ({"iv_percentile": None}, False),            # stale IV while the regime is calm: hold
+    ({}, False),                                 # no IV reading at all: unknown, hold
+    ({"iv_percentile": Level.CALM}, True),       # read and calm, cooldown over: release
+    ({"iv_percentile": Level.ELEVATED}, False),  # still firing
+])
+def test_d4_unknown_trigger_signal_never_releases_an_engaged_layer(
+        signals: dict[str, Level | None], released: bool) -> None:
+    spot = 3000.0
+    pos = f.position(7, f.pool(spot), *RANGE, X_MAX)
+    d = decide(f.inputs(f.make_policy(), (pos,), (f.regime(Level.CALM, **signals),),
+                        f.chain(spot), book=ENGAGED_LONG_AGO))
+    rel = [i for i in d.intents if isinstance(i, ReleaseLayer) and i.layer == "intermediate"]
+    assert bool(rel) == released
+    still = {e.layer for e in d.book_after.engaged}
+    assert ("intermediate" in still) == (not released)
+
+
+def test_d4_unknown_trigger_never_engages_an_idle_layer() -> None:
+    spot = 3000.0
+    pos = f.position(7, f.pool(spot), *RANGE, X_MAX)
+    d = decide(f.inputs(f.make_policy(), (pos,), (f.regime(Level.CALM, iv_percentile=None),),
+                        f.chain(spot)))
+    assert not [i for i in d.intents if isinstance(i, EngageLayer | OpenOption)]

@@ -456,6 +456,9 @@ def expect_engaged(inp: DecisionInputs, underlying: str, name: str) -> bool:
         return True
     if prev is None:
         return False
+    read = {s.name for s in regime.signals if s.level is not None}
+    if any(n not in read for n in layer.trigger.signals):  # unknown trigger: never released
+        return True
     if inp.now - prev.since < layer.hysteresis.min_engaged_hours * 3600:
         return True
     return layer.hysteresis.levels > 0 and fires(layer.hysteresis.levels)

@@ -1,0 +1,192 @@
+"""PositionsObserver: an owner's Uniswap v3 positions, read tick after tick through one
+RPC pool and one warm reader (after the first read, one HTTP request per tick whatever the
+number of positions), returned as a frozen snapshot stamped with the block read at."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from eth_utils import is_hex_address, to_checksum_address
+
+from adapters.evm.rpc import RpcError, RpcPool, RpcUnavailable
+from adapters.evm.uniswap_v3 import ReadError, UniswapV3Reader
+from adapters.redact import redact_urls
+from bot.observe.errors import ObserveError
+from policies.lp_math import PositionMetrics, position_metrics
+from policies.types import PoolState, Position
+
+
+def parse_address(value: str, field: str) -> str:
+    """A checksummed address, or an ObserveError naming the field."""
+    v = value.strip()
+    if not is_hex_address(v):
+        raise ObserveError(field, f"{value!r} is not a 20-byte hex address")
+    return str(to_checksum_address(v))
+
+
+@dataclass(frozen=True, slots=True)
+class PositionReading:
+    """One position as read, with its amounts, fees, value and greeks at that block."""
+
+    position: Position
+    metrics: PositionMetrics
+
+    def to_json(self) -> dict[str, Any]:
+        p, m, pool = self.position, self.metrics, self.position.pool
+        return {
+            "token_id": p.token_id,
+            "owner": p.owner,
+            "position_manager": p.position_manager,
+            "pool": pool.address,
+            "token0": {"address": pool.token0.address, "symbol": pool.token0.symbol, "decimals": pool.token0.decimals},
+            "token1": {"address": pool.token1.address, "symbol": pool.token1.symbol, "decimals": pool.token1.decimals},
+            "fee": pool.fee,
+            "tick": pool.tick,
+            "sqrt_price_x96": pool.sqrt_price_x96,
+            "tick_lower": p.tick_lower,
+            "tick_upper": p.tick_upper,
+            "liquidity": p.liquidity,
+            "amount0": m.amount0,
+            "amount1": m.amount1,
+            "fees0": m.fees0,
+            "fees1": m.fees1,
+            "in_range": m.in_range,
+            "price": m.price,
+            "price_lower": m.price_lower,
+            "price_upper": m.price_upper,
+            "value": m.value,
+            "fees_value": m.fees_value,
+            "delta": m.delta,
+            "gamma": m.gamma,
+            "x_max": m.x_max,
+            "x_max_raw": m.x_max_raw,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PositionsSnapshot:
+    """Every position of `owner` and the pools they sit in, all read at one block."""
+
+    chain_id: int
+    owner: str
+    position_manager: str
+    block_number: int
+    block_hash: str
+    positions: tuple[PositionReading, ...]
+    pools: tuple[PoolState, ...]  # by address, each once
+
+    @property
+    def token_ids(self) -> frozenset[int]:
+        return frozenset(r.position.token_id for r in self.positions)
+
+    def pool(self, address: str) -> PoolState:
+        for p in self.pools:
+            if p.address == address:
+                return p
+        raise KeyError(address)
+
+
+class PositionsObserver:
+    """Owns an RpcPool and a UniswapV3Reader for its whole life (`async with`, or aclose()).
+
+    The chain id and the contracts' code are checked once, on the first read."""
+
+    def __init__(
+        self,
+        rpc_urls: Sequence[str],
+        owner: str,
+        position_manager: str,
+        multicall: str,
+        *,
+        expected_chain_id: int | None = None,
+        timeout: float = 10.0,
+        chunk_size: int = 500,
+    ) -> None:
+        self.owner = parse_address(owner, "owner")
+        self.position_manager = parse_address(position_manager, "position_manager")
+        self.multicall = parse_address(multicall, "multicall")
+        if not rpc_urls:
+            raise ObserveError("rpc_urls", "at least one RPC URL is required")
+        self._urls = list(rpc_urls)
+        try:
+            self._rpc = RpcPool(self._urls, timeout=timeout)
+        except ValueError as exc:
+            raise ObserveError("rpc_urls", str(exc)) from None
+        self._reader = UniswapV3Reader(self._rpc, self.position_manager, self.multicall, chunk_size=chunk_size)
+        self._expected_chain_id = expected_chain_id
+        self._chain_id: int | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def http_requests(self) -> int:
+        """HTTP requests sent so far, over every endpoint."""
+        return self._rpc.total_requests
+
+    async def __aenter__(self) -> PositionsObserver:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._rpc.close()
+
+    async def read(self, *, refresh_ids: bool = False) -> PositionsSnapshot:
+        """The owner's positions now; ObserveError for anything that went wrong."""
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("PositionsObserver is closed")
+            try:
+                if self._chain_id is None:
+                    self._chain_id = await self._preflight()
+                positions = await self._reader.read(self.owner, refresh_ids=refresh_ids)
+                if positions:
+                    block, block_hash = self._reader.last_block, self._reader.last_block_hash
+                else:  # nothing was read through the stamped path: stamp with the head
+                    header = await self._rpc.request("eth_getBlockByNumber", ["latest", False])
+                    block, block_hash = int(header["number"], 16), str(header["hash"])
+            except (ReadError, ValueError) as exc:
+                raise ObserveError(None, str(exc)) from None
+            except RpcUnavailable as exc:
+                raise ObserveError(None, str(exc), transient=True) from None
+            except RpcError as exc:
+                raise ObserveError(None, f"RPC error from {redact_urls(self._urls[0])}: {exc}") from None
+            readings = tuple(PositionReading(p, position_metrics(p)) for p in positions)
+            pools = {p.pool.address: p.pool for p in positions}
+            return PositionsSnapshot(
+                chain_id=self._chain_id,
+                owner=self.owner,
+                position_manager=self.position_manager,
+                block_number=block,
+                block_hash=block_hash,
+                positions=readings,
+                pools=tuple(pools[a] for a in sorted(pools)),
+            )
+
+    async def _preflight(self) -> int:
+        """Chain id and code at both contracts, in one batched request; the chain id."""
+        contracts = {"position_manager": self.position_manager, "multicall": self.multicall}
+        calls: list[tuple[str, list[object]]] = [("eth_chainId", [])]
+        calls += [("eth_getCode", [address, "latest"]) for address in contracts.values()]
+        try:
+            answers = await self._rpc.batch(calls)
+        except RpcError as exc:
+            raise ObserveError(None, f"RPC refused the first requests: {exc}") from None
+        chain_id = int(answers[0], 16)
+        if self._expected_chain_id is not None and chain_id != self._expected_chain_id:
+            raise ObserveError(
+                "chain_id", f"wrong chain: the RPC serves chain {chain_id}, expected {self._expected_chain_id}"
+            )
+        for (field, address), code in zip(contracts.items(), answers[1:], strict=True):
+            if code in ("0x", "0x0", None):
+                raise ObserveError(field, f"{address}: no contract at this address on chain {chain_id}")
+        return chain_id
