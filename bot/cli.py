@@ -9,7 +9,7 @@ import sys
 import typer
 
 from bot.commands import backtest, demo, governance, plan, positions, signals
-from bot.errors import UserError
+from bot.errors import LphedgeError
 
 app = typer.Typer(
     name="lphedge",
@@ -33,7 +33,7 @@ for module in (positions, demo, plan, signals, governance, backtest):
 def main() -> None:
     try:
         app()
-    except UserError as exc:
+    except LphedgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -1,9 +1,13 @@
-"""Errors a user can act on: printed as one line, non-zero exit, no traceback."""
+"""Errors a user can act on: printed as one line, non-zero exit, no traceback.
+
+The root and its three branches live in policies/errors.py (importable from every layer);
+``UserError`` is the historical name for invalid input and stays an alias of that branch.
+"""
 
 from __future__ import annotations
 
+from policies.errors import InvalidInput, LphedgeError, Refused, Transient
 
-class UserError(Exception):
-    """Bad input or an unreachable/unsuitable outside thing, explained in one line."""
+UserError = InvalidInput
 
-    exit_code = 2
+__all__ = ["InvalidInput", "LphedgeError", "Refused", "Transient", "UserError"]

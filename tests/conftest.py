@@ -34,3 +34,13 @@ def forkchain(devchain: DevChain) -> Iterator[Anvil]:
         yield fork
     finally:
         fork.stop()
+
+
+@pytest.fixture(scope="session")
+def sigchain() -> Iterator[DevChain]:
+    """A chain of its own for tests that move anvil's clock, which must not disturb others."""
+    chain = DevChain.start(seed_positions=False)
+    try:
+        yield chain
+    finally:
+        chain.close()

@@ -16,7 +16,7 @@ from bot import governance as G
 from bot import preflight as P
 from bot.devchain import DevChain
 from policies import lp_math
-from tests.governance.conftest import RolesEnv
+from tests.bot.governance.conftest import RolesEnv
 
 pytestmark = pytest.mark.xdist_group("governance")
 MAX128 = 2**128 - 1
@@ -201,7 +201,7 @@ def test_bot_detects_safe_invariants_changed_during_its_execution(
 ) -> None:
     # Someone changes the Safe (a new module) while the bot's call lands: the bot stops and says so.
     from bot.audit_store import AuditStore
-    from tests.governance.conftest import execute_with_owners
+    from tests.bot.governance.conftest import execute_with_owners
 
     intruder = to_checksum_address("0x" + "42" * 20)
 

@@ -18,7 +18,7 @@ from adapters.market.tvl import PoolTvl
 from bot import market_store
 from policies import signals as S
 from policies.types import Level
-from tests.signals.solc import compile_contract
+from tests.support.solc import compile_contract
 
 FEED_SOL = PROJECT_ROOT / "contracts" / "TestAggregatorV3.sol"
 HEARTBEAT = 86400

@@ -9,7 +9,7 @@ import pytest
 
 from bot.backtest.data import load_history
 from bot.backtest.engine import Config, run, summary
-from tests.backtest.helpers import T0, D, H, always_on_policy, write_history
+from tests.bot.backtest.helpers import T0, D, H, always_on_policy, write_history
 
 V = 1_000_000.0
 P0 = 2000.0
@@ -102,7 +102,7 @@ def test_spike_is_not_seen_before_it_is_known(tmp_path: Path) -> None:
     b = load_history(write_history(tmp_path / "b", 130, lambda ts: P0 if ts < spike else 0.5 * P0,
                                    calm_dvol))
     from bot.policy_loader import load_policy
-    pol = load_policy(str(Path(__file__).resolve().parents[2] / "examples" / "policy.toml"))
+    pol = load_policy(str(Path(__file__).resolve().parents[3] / "examples" / "policy.toml"))
     cfg = Config(T0 + 90 * D, T0 + 110 * D, recenter_days=1000)
     ra, rb = run(a, pol, cfg), run(b, pol, cfg)
     known = spike + D

@@ -20,7 +20,7 @@ from bot import governance as G
 from bot import preflight as P
 from bot.audit_store import AuditStore
 from bot.devchain import DevChain
-from tests.governance.conftest import RolesEnv, refresh_fork
+from tests.bot.governance.conftest import RolesEnv, refresh_fork
 
 pytestmark = pytest.mark.xdist_group("governance")
 

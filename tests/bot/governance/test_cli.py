@@ -15,7 +15,7 @@ from adapters.evm import safe as S
 from bot import governance as G
 from bot.cli import main
 from bot.devchain import DevChain
-from tests.governance.conftest import RolesEnv, refresh_fork
+from tests.bot.governance.conftest import RolesEnv, refresh_fork
 
 pytestmark = pytest.mark.xdist_group("governance")
 

@@ -1,5 +1,5 @@
 -- The schema SQLModel.metadata.create_all made at commit e24ad00 (before migrations), postgresql.
--- Frozen: tests/db compare the migrated schema against it.
+-- Frozen: tests/bot/db compare the migrated schema against it.
 CREATE TABLE governance_audit (
 	id SERIAL NOT NULL, 
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL, 

@@ -15,7 +15,7 @@ from adapters.evm import safe as S
 from bot import governance as G
 from bot.audit_store import AuditStore
 from bot.devchain import DevChain
-from tests.governance.conftest import execute_with_owners
+from tests.bot.governance.conftest import execute_with_owners
 
 pytestmark = pytest.mark.xdist_group("governance")
 

@@ -20,9 +20,9 @@ from adapters.market.history import (
     write_funding,
     write_ohlc,
 )
-from tests.signals import venue_servers as V
-from tests.signals.test_replay import HISTORY
-from tests.signals.test_venues import CURRENT, D, H, make_tape, option_book
+from tests.adapters.market.test_venues import CURRENT, D, H, make_tape, option_book
+from tests.policies.signals.test_replay import HISTORY
+from tests.support import venue_servers as V
 
 LPHEDGE = str(Path(sys.executable).parent / "lphedge")
 
@@ -85,9 +85,9 @@ books = [{{asset = "USDC", venue = "binance", symbol = "USDC/USDT"}}]
 
 
 async def test_signals_json_end_to_end(tmp_path, sigchain):
-    from tests.signals.solc import compile_contract
-    from tests.signals.test_chain import FEED_SOL, deploy_feed
-    from tests.signals.test_chain import feed_artifact as _fa  # noqa: F401
+    from tests.adapters.market.test_chain import FEED_SOL, deploy_feed
+    from tests.adapters.market.test_chain import feed_artifact as _fa  # noqa: F401
+    from tests.support.solc import compile_contract
 
     feed = deploy_feed(sigchain, compile_contract(FEED_SOL, "TestAggregatorV3"), 99_300_000)
     now_ms = int(time.time() * 1000)
@@ -350,8 +350,8 @@ def test_history_download_bad_input(tmp_path, args, msg):
 async def test_signals_pool_tvl_history_gives_intraday_48h_drop(tmp_path, sigchain):
     """Two runs of `lphedge signals` 25 h apart (anvil's clock): the pool TVL samples are
     kept in the store, and the drop after half the liquidity left shows on the second run."""
-    from tests.signals.solc import compile_contract
-    from tests.signals.test_chain import FEED_SOL, advance, deploy_feed
+    from tests.adapters.market.test_chain import FEED_SOL, advance, deploy_feed
+    from tests.support.solc import compile_contract
 
     art = compile_contract(FEED_SOL, "TestAggregatorV3")
     a = sigchain.deploy_token("tUSDC", 6)

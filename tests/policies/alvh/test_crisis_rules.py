@@ -18,7 +18,7 @@ from policies.hedge import (
     ReleaseLayer,
 )
 from policies.types import Level, Regime
-from tests.alvh import factory as f
+from tests.policies.alvh import factory as f
 
 RANGE = (2700.0, 3400.0)
 X_MAX = 40.0

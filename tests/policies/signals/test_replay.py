@@ -21,7 +21,7 @@ from policies.types import Level
 
 # shared/ sits beside the clone (CI) or at /work/shared; LPHEDGE_HISTORY_DIR overrides
 _CANDIDATES = [os.environ.get("LPHEDGE_HISTORY_DIR", ""),
-               str(Path(__file__).resolve().parents[3] / "shared" / "data" / "history"),
+               str(Path(__file__).resolve().parents[4] / "shared" / "data" / "history"),
                "/work/shared/data/history"]
 HISTORY = next((Path(c) for c in _CANDIDATES if c and (Path(c) / "README.md").exists()),
                Path(_CANDIDATES[1]))

@@ -14,7 +14,7 @@ from policies.alvh import decide
 from policies.policy_file import policy_hash_hex
 from policies.state_file import StateError, parse_state
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STATE = ROOT / "examples" / "state.json"
 POLICY = ROOT / "examples" / "policy.toml"
 

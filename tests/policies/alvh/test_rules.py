@@ -28,7 +28,7 @@ from policies.hedge import (
 )
 from policies.risk import lot_cost_cents
 from policies.types import Level, Regime
-from tests.alvh import factory as f
+from tests.policies.alvh import factory as f
 
 SPOT = 3000.0
 POOL = f.pool(SPOT)

@@ -17,7 +17,7 @@ from adapters.market.stables import CexBook
 from adapters.market.volatility import DeribitVol, realised_vol, realised_vol_reading
 from policies import signals as S
 from policies.types import Level
-from tests.signals import venue_servers as V
+from tests.support import venue_servers as V
 
 VENUES = ["binanceusdm", "bybit", "okx", "hyperliquid", "deribit"]
 INTERVAL = {"binanceusdm": 8, "bybit": 8, "okx": 8, "hyperliquid": 1, "deribit": 1}

@@ -282,7 +282,7 @@ class _StaleOwners:
 def test_the_safes_onchain_verdict_decides_over_a_stale_owner_list(
     kind: str, settings_: G.GovernanceSettings, clean_chain: Any, safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore
 ) -> None:
-    from tests.governance.conftest import execute_with_owners
+    from tests.bot.governance.conftest import execute_with_owners
 
     stale = safe.owners()
     to, data = S.swap_owner_call(safe, owners[0].address, Account.create().address)

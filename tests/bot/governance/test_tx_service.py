@@ -13,7 +13,7 @@ from eth_account.signers.local import LocalAccount
 from adapters.evm import safe as S
 from adapters.safe_tx_service import ForgedAnswer, SafeTxServiceClient, TxServiceError
 from bot.devchain import DevChain
-from tests.governance.tx_service_server import TxServiceServer
+from tests.bot.governance.tx_service_server import TxServiceServer
 
 pytestmark = pytest.mark.xdist_group("governance")
 
@@ -140,7 +140,7 @@ def test_bot_proposes_only_after_preflight(safe: S.SafeAdapter, client: SafeTxSe
     from bot import governance as G
     from bot import preflight as P
     from bot.audit_store import AuditStore
-    from tests.governance.conftest import refresh_fork
+    from tests.bot.governance.conftest import refresh_fork
 
     store = AuditStore(f"sqlite:///{tmp_path / 'a.db'}")
     bot = Account.from_key(gov_chain.bot_key)

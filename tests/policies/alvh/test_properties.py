@@ -37,7 +37,7 @@ from policies.hedge import (
 from policies.policy_file import Policy, policy_from_dict
 from policies.risk import BudgetState
 from policies.types import Level, Regime, SignalReading
-from tests.alvh import factory as f
+from tests.policies.alvh import factory as f
 
 SETTINGS = settings(max_examples=120, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

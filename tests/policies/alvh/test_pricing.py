@@ -23,7 +23,7 @@ from policies.lp_math import (
 from policies.policy_file import Coverage
 from policies.pricing import OptionKind, black76, implied_vol, norm_cdf, year_fraction
 from policies.risk import aggregate_greeks
-from tests.alvh import factory as f
+from tests.policies.alvh import factory as f
 
 PUT, CALL = OptionKind.PUT, OptionKind.CALL
 

@@ -22,7 +22,7 @@ from policies.policy_file import (
     policy_hash_hex,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "policy.toml"
 BASE: dict[str, Any] = tomllib.loads(EXAMPLE.read_text())
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from bot.backtest.data import BacktestError, load_history
 from bot.backtest.engine import Config, run
 from bot.cli import app
-from tests.backtest.helpers import T0, D, always_on_policy, write_history
+from tests.bot.backtest.helpers import T0, D, always_on_policy, write_history
 
 
 def _dir(tmp_path: Path) -> Path:
@@ -76,7 +76,7 @@ def test_gap_in_range(tmp_path: Path) -> None:
 
 def test_cli_json_keys_and_error_line(tmp_path: Path) -> None:
     d = _dir(tmp_path)
-    pol = Path(__file__).resolve().parents[2] / "examples" / "policy.toml"
+    pol = Path(__file__).resolve().parents[3] / "examples" / "policy.toml"
     r = CliRunner().invoke(app, ["backtest", "--history", str(d), "--policy", str(pol),
                                  "--from", "2022-02-15", "--to", "2022-03-01", "--json",
                                  "--report", str(tmp_path / "rep")])
