@@ -1,7 +1,9 @@
 """The documented JSON state that `lphedge plan` decides on (format: docs/policy.md).
 
-Parsing only (text in, domain objects out): no I/O here, the CLI reads the file.
-Big integers (sqrt prices, liquidity, fee growth) may be JSON numbers or decimal
+Parsing (text in, domain objects out) and writing (``dump_state``: DecisionInputs out, in
+exactly the format ``parse_state`` reads, so a live decision replays offline:
+``parse_state(json.dumps(dump_state(x)), policy) == x``). No I/O here, the CLI reads and
+writes the file. Big integers (sqrt prices, liquidity, fee growth) may be JSON numbers or decimal
 strings; times are unix seconds or ISO 8601 strings with a zone; sizes are decimal
 strings (or numbers) in underlying units; money is USD as decimal strings.
 """
@@ -9,6 +11,7 @@ strings (or numbers) in underlying units; money is USD as decimal strings.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -16,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from policies.alvh import DecisionInputs
+from policies.errors import InvalidInput
 from policies.hedge import (
     HedgeBook,
     Instrument,
@@ -26,13 +30,14 @@ from policies.hedge import (
     PerpQuote,
 )
 from policies.lp_math import get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio
-from policies.policy_file import Policy, SignalName, format_error
+from policies.overrides import Override, apply_to_inputs
+from policies.policy_file import Policy, SignalName, format_error, policy_hash_hex
 from policies.pricing import OptionKind
 from policies.risk import BudgetState, usd_to_cents
 from policies.types import Level, PoolState, Position, Regime, SignalReading, TickFeeGrowth, Token
 
 
-class StateError(ValueError):
+class StateError(InvalidInput):
     """A state file that cannot be used; one line: ``<field>: <problem>``."""
 
 
@@ -99,6 +104,11 @@ class PositionIn(_M):
     fee_growth_inside1_last_x128: BigInt = 0
     tokens_owed0: BigInt = 0
     tokens_owed1: BigInt = 0
+    # feeGrowthOutside of the range's edge ticks (fees owed; plan does not need them)
+    lower_fee_growth_outside0_x128: BigInt = 0
+    lower_fee_growth_outside1_x128: BigInt = 0
+    upper_fee_growth_outside0_x128: BigInt = 0
+    upper_fee_growth_outside1_x128: BigInt = 0
 
 
 class SignalIn(_M):
@@ -173,8 +183,18 @@ class BudgetIn(_M):
     spent_session_usd: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(0)
 
 
+class OverrideIn(_M):
+    nonce: int = Field(ge=0)
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    reason: str
+    expiry: Time
+    override_hash: str = ""
+
+
 class StateIn(_M):
     now: Time
+    policy_hash: str | None = None  # the policy the state was assembled under (checked)
     pools: tuple[PoolIn, ...] = ()
     positions: tuple[PositionIn, ...] = ()
     regimes: tuple[RegimeIn, ...] = ()
@@ -182,6 +202,7 @@ class StateIn(_M):
     quotes: tuple[QuoteIn, ...] = ()
     perp_quotes: tuple[PerpQuoteIn, ...] = ()
     budget: BudgetIn
+    overrides: tuple[OverrideIn, ...] = ()  # in force when assembled; applied on load
 
 
 def _token(t: TokenIn) -> Token:
@@ -198,7 +219,12 @@ def _pool(p: PoolIn, where: str) -> PoolState:
     except ValueError as exc:
         raise StateError(f"{where}: {exc}") from None
     if p.tick is not None and p.sqrt_price_x96 is not None and p.tick != tick:
-        raise StateError(f"{where}.tick: {p.tick} does not match sqrt_price_x96 (tick {tick})")
+        # a swap ending exactly on an initialised tick going down leaves slot0.tick one
+        # below the tick of its price: the pool's own state, kept as read
+        if not (p.tick == tick - 1 and sqrt == get_sqrt_ratio_at_tick(tick)):
+            raise StateError(f"{where}.tick: {p.tick} does not match sqrt_price_x96 "
+                             f"(tick {tick})")
+        tick = p.tick
     return PoolState(p.address, _token(p.token0), _token(p.token1), p.fee, p.tick_spacing,
                      sqrt, tick, p.liquidity, p.fee_growth_global0_x128,
                      p.fee_growth_global1_x128)
@@ -241,7 +267,9 @@ def parse_state(text: str, policy: Policy) -> DecisionInputs:
         positions.append(Position(
             q.token_id, q.owner, q.position_manager, pool, q.tick_lower, q.tick_upper,
             q.liquidity, q.fee_growth_inside0_last_x128, q.fee_growth_inside1_last_x128,
-            q.tokens_owed0, q.tokens_owed1, TickFeeGrowth(0, 0), TickFeeGrowth(0, 0)))
+            q.tokens_owed0, q.tokens_owed1,
+            TickFeeGrowth(q.lower_fee_growth_outside0_x128, q.lower_fee_growth_outside1_x128),
+            TickFeeGrowth(q.upper_fee_growth_outside0_x128, q.upper_fee_growth_outside1_x128)))
     seen: dict[str, int] = {}
     for i, r in enumerate(s.regimes):
         if r.underlying in seen:
@@ -267,5 +295,119 @@ def parse_state(text: str, policy: Policy) -> DecisionInputs:
     budget = BudgetState(usd_to_cents(s.budget.expected_fee_income_usd, round_up=False),
                          usd_to_cents(s.budget.spent_total_usd),
                          usd_to_cents(s.budget.spent_session_usd))
-    return DecisionInputs(now=s.now, policy=policy, positions=tuple(positions), regimes=regimes,
-                          book=book, budget=budget, quotes=quotes, perp_quotes=perp_quotes)
+    if s.policy_hash is not None and s.policy_hash.lower() != policy_hash_hex(policy):
+        raise StateError(f"policy_hash: the state was assembled under policy {s.policy_hash}, "
+                         f"not this one ({policy_hash_hex(policy)})")
+    inputs = DecisionInputs(now=s.now, policy=policy, positions=tuple(positions),
+                            regimes=regimes, book=book, budget=budget, quotes=quotes,
+                            perp_quotes=perp_quotes)
+    if s.overrides:
+        overrides = [Override(o.nonce, o.kind, dict(o.params), o.reason, o.expiry,
+                              o.override_hash) for o in s.overrides]
+        inputs, _ = apply_to_inputs(inputs, overrides)
+    return inputs
+
+
+# ------------------------------------------------------------------------------ writer
+
+
+def _cents_usd(cents: int) -> str:
+    """Integer cents as an exact USD decimal string ("1234.05")."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+def _level_name(level: Level | None) -> str | None:
+    return None if level is None else level.name.lower()
+
+
+def _instrument_json(i: Instrument) -> dict[str, Any]:
+    return {"venue": i.venue, "symbol": i.symbol, "underlying": i.underlying,
+            "kind": i.kind.value, "strike": i.strike, "expiry": i.expiry,
+            "size_step": str(i.size_step)}
+
+
+def _token_json(t: Token) -> dict[str, Any]:
+    return {"address": t.address, "symbol": t.symbol, "decimals": t.decimals}
+
+
+def _evidence(value: object) -> object:
+    """Evidence as JSON data (tuples as lists, levels as names, non-finite floats null)."""
+    if isinstance(value, Level):
+        return value.name.lower()
+    if isinstance(value, dict):
+        return {str(k): _evidence(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_evidence(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def dump_state(inputs: DecisionInputs, overrides: tuple[Override, ...] = ()) -> dict[str, Any]:
+    """``inputs`` (with the approved policy and the book before overrides) as state JSON
+    data, with the overrides that were in force: parse_state of it with the same policy
+    gives ``inputs`` with those overrides applied (``inputs`` itself when there are none).
+    Big integers are decimal strings, money exact USD strings of the integer cents, times
+    unix seconds. Signal evidence survives as JSON data (tuples come back as lists)."""
+    pools: dict[str, PoolState] = {}
+    for pos in inputs.positions:
+        pools.setdefault(pos.pool.address.lower(), pos.pool)
+    book = inputs.book
+    b = inputs.budget
+    return {
+        "now": inputs.now,
+        "policy_hash": policy_hash_hex(inputs.policy),
+        "pools": [{
+            "address": p.address, "token0": _token_json(p.token0),
+            "token1": _token_json(p.token1), "fee": p.fee, "tick_spacing": p.tick_spacing,
+            "sqrt_price_x96": str(p.sqrt_price_x96), "tick": p.tick,
+            "liquidity": str(p.liquidity),
+            "fee_growth_global0_x128": str(p.fee_growth_global0_x128),
+            "fee_growth_global1_x128": str(p.fee_growth_global1_x128),
+        } for p in pools.values()],
+        "positions": [{
+            "token_id": q.token_id, "pool": q.pool.address, "owner": q.owner,
+            "position_manager": q.position_manager, "tick_lower": q.tick_lower,
+            "tick_upper": q.tick_upper, "liquidity": str(q.liquidity),
+            "fee_growth_inside0_last_x128": str(q.fee_growth_inside0_last_x128),
+            "fee_growth_inside1_last_x128": str(q.fee_growth_inside1_last_x128),
+            "tokens_owed0": str(q.tokens_owed0), "tokens_owed1": str(q.tokens_owed1),
+            "lower_fee_growth_outside0_x128": str(q.lower.fee_growth_outside0_x128),
+            "lower_fee_growth_outside1_x128": str(q.lower.fee_growth_outside1_x128),
+            "upper_fee_growth_outside0_x128": str(q.upper.fee_growth_outside0_x128),
+            "upper_fee_growth_outside1_x128": str(q.upper.fee_growth_outside1_x128),
+        } for q in inputs.positions],
+        "regimes": [{
+            "underlying": r.underlying, "level": _level_name(r.level), "reason": r.reason,
+            "signals": [{"name": g.name, "level": _level_name(g.level), "reason": g.reason,
+                         "evidence": _evidence(g.evidence)} for g in r.signals],
+        } for r in inputs.regimes],
+        "book": {
+            "options": [{**_instrument_json(h.instrument), "size": str(h.size),
+                         "layer": h.layer} for h in book.options],
+            "perps": [{"venue": p.venue, "underlying": p.underlying, "size": str(p.size)}
+                      for p in book.perps],
+            "engaged": [{"underlying": e.underlying, "layer": e.layer, "since": e.since}
+                        for e in book.engaged],
+            "exits_pending": list(book.exits_pending),
+        },
+        "quotes": [{**_instrument_json(q.instrument), "bid": q.bid, "ask": q.ask,
+                    "mark_iv": q.mark_iv, "open_interest": q.open_interest,
+                    "forward": q.forward, "as_of": q.as_of} for q in inputs.quotes],
+        "perp_quotes": [{"venue": q.venue, "underlying": q.underlying, "mark": q.mark,
+                         "funding_rate_8h": q.funding_rate_8h, "as_of": q.as_of,
+                         "size_step": str(q.size_step)} for q in inputs.perp_quotes],
+        "budget": {"expected_fee_income_usd": _cents_usd(b.expected_fee_income_cents),
+                   "spent_total_usd": _cents_usd(b.spent_total_cents),
+                   "spent_session_usd": _cents_usd(b.spent_session_cents)},
+        "overrides": [o.to_json() for o in overrides],
+    }
+
+
+def dumps_state(inputs: DecisionInputs, overrides: tuple[Override, ...] = ()) -> str:
+    """dump_state as the text of a state file (sorted keys, indented, newline at the end)."""
+    return json.dumps(dump_state(inputs, overrides), indent=2, sort_keys=True,
+                      allow_nan=False) + "\n"
