@@ -10,6 +10,7 @@ from hypothesis import settings
 
 from adapters.anvil import Anvil
 from bot.devchain import DevChain
+from tests.support.postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 # CI explores the same examples every run (a red CI must be reproducible); local runs
 # keep exploring new ones and remember failures in .hypothesis/.

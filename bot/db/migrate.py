@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from alembic import command
 from alembic.config import Config
@@ -23,7 +24,19 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from policies.errors import InvalidInput
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class SchemaMismatch(InvalidInput):
+    """A table already in the database is not the one the migrations expect."""
+
+
+class Migrated(NamedTuple):
+    before: str | None  # revision before (None: no alembic_version, empty or pre-migration)
+    after: str | None  # revision after (None: base)
+    applied: tuple[str, ...]  # revisions this call applied (upgrade) or undid (downgrade)
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
@@ -48,26 +61,30 @@ def head() -> str:
     return rev
 
 
+def revisions() -> list[str]:
+    """Every revision, oldest first (one linear history)."""
+    return [r.revision for r in reversed(list(_script().walk_revisions()))]
+
+
 def current(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
-    """Migrate to ``revision``; returns (revision before, revision after)."""
+def upgrade(engine: Engine, revision: str = "head") -> Migrated:
+    """Migrate to ``revision``. Safe to run from several processes at once: env.py takes a
+    lock (see there), so one applies each revision and the others find it done."""
     before = current(engine)
-    target = head() if revision == "head" else revision
-    if before == target:
-        return before, before
-    try:
-        command.upgrade(alembic_config(engine), revision)
-    except Exception:
-        if current(engine) != target:  # not another process that migrated it meanwhile
-            raise
-    return before, current(engine)
+    if before == (head() if revision == "head" else revision):
+        return Migrated(before, before, ())
+    cfg = alembic_config(engine)
+    command.upgrade(cfg, revision)
+    return Migrated(before, current(engine), tuple(cfg.attributes.get("applied", ())))
 
 
-def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
+def downgrade(engine: Engine, revision: str) -> Migrated:
+    """Undo revisions down to ``revision`` ("base": drop every table of ours)."""
     before = current(engine)
-    command.downgrade(alembic_config(engine), revision)
-    return before, current(engine)
+    cfg = alembic_config(engine)
+    command.downgrade(cfg, revision)
+    return Migrated(before, current(engine), tuple(cfg.attributes.get("applied", ())))

@@ -17,6 +17,8 @@ import sqlmodel
 import sqlmodel.sql.sqltypes
 from alembic import op
 
+from bot.db.migrate import SchemaMismatch
+
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -88,16 +90,19 @@ TABLES: dict[str, tuple[Callable[[], list[Any]], list[str]]] = {
 def upgrade() -> None:
     inspector = sa.inspect(op.get_bind())
     existing = set(inspector.get_table_names())
-    for name, (items, indexed) in TABLES.items():
+    # check every table already there before creating anything
+    for name, (items, _indexed) in TABLES.items():
         if name in existing:
             want = {i.name for i in items() if isinstance(i, sa.Column)}
             have = {c["name"] for c in inspector.get_columns(name)}
             if want != have:
                 missing, extra = sorted(want - have), sorted(have - want)
-                raise RuntimeError(
-                    f"table {name} is not the pre-migration schema: missing columns {missing}, "
-                    f"unexpected columns {extra}"
+                raise SchemaMismatch(
+                    f"table {name} is not the pre-migration schema: missing columns "
+                    f"{', '.join(missing) or 'none'}; unexpected columns {', '.join(extra) or 'none'}"
                 )
+    for name, (items, indexed) in TABLES.items():
+        if name in existing:
             have_ix = {ix["name"] for ix in inspector.get_indexes(name)}
             for column in indexed:
                 if f"ix_{name}_{column}" not in have_ix:
