@@ -4,9 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap demo test lint bench clean
+.PHONY: bootstrap postgres demo test lint bench clean
 
-bootstrap: $(VENV)/.installed node_modules/.installed
+bootstrap: $(VENV)/.installed node_modules/.installed postgres
+
+# PostgreSQL server binaries for the test fixture (tests/support/postgres.py starts its
+# own throwaway cluster on a loopback port); the Debian package, only when none is found.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; }
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
