@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import BigInteger, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from bot.db.types import UTCDateTime, utcnow
@@ -131,9 +131,110 @@ class SignalState(SQLModel, table=True):
     ts: int = 0
 
 
+# -- hedge book and budget spent (bot/book_store.py, revision 0002) -------------------------
+# What decide needs from the past, per (chain, Safe): the book it starts from and the
+# premium and fees spent. Sizes are decimal text (exact), money integer cents.
+
+
+class HedgeOption(SQLModel, table=True):
+    """A long option held, attributed to one protection layer."""
+
+    __tablename__ = "hedge_option"
+    __table_args__ = (UniqueConstraint("chain_id", "safe", "venue", "symbol", "layer",
+                                       name="uq_hedge_option"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    safe: str
+    venue: str
+    symbol: str
+    underlying: str
+    kind: str  # put | call
+    strike: float
+    expiry: int  # unix seconds
+    size_step: str  # decimal text
+    size: str  # decimal text, > 0
+    layer: str
+
+
+class HedgePerp(SQLModel, table=True):
+    __tablename__ = "hedge_perp"
+    __table_args__ = (UniqueConstraint("chain_id", "safe", "venue", "underlying",
+                                       name="uq_hedge_perp"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    safe: str
+    venue: str
+    underlying: str
+    size: str  # signed decimal text, negative = short
+
+
+class HedgeEngagement(SQLModel, table=True):
+    """A layer engaged for an underlying since ``since`` (hysteresis, cooldown)."""
+
+    __tablename__ = "hedge_engagement"
+    __table_args__ = (UniqueConstraint("chain_id", "safe", "underlying", "layer",
+                                       name="uq_hedge_engagement"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    safe: str
+    underlying: str
+    layer: str
+    since: int  # unix seconds
+
+
+class HedgeExitPending(SQLModel, table=True):
+    """An LP position with an on-chain exit in flight."""
+
+    __tablename__ = "hedge_exit_pending"
+    __table_args__ = (UniqueConstraint("chain_id", "safe", "token_id",
+                                       name="uq_hedge_exit_pending"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    safe: str
+    token_id: str  # uint256 as decimal text
+
+
+class BudgetSpend(SQLModel, table=True):
+    """Premium or fees spent on protection: one row per fill, integer cents, keyed by the
+    session (UTC day) and budget period it counts against."""
+
+    __tablename__ = "budget_spend"
+    __table_args__ = (UniqueConstraint("chain_id", "safe", "ref", name="uq_budget_spend_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    safe: str
+    ts: int  # unix seconds of the fill
+    session: str = Field(index=True)  # UTC day, "2026-12-03"
+    period: str = Field(index=True)  # budget period, "2026-12"
+    cents: int = Field(sa_type=BigInteger)  # > 0
+    what: str  # premium | fee
+    ref: str  # client order id (or another unique reference): recorded once
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class BudgetPeriod(SQLModel, table=True):
+    """The expected fee income of one budget period (the budget is a share of it)."""
+
+    __tablename__ = "budget_period"
+    __table_args__ = (UniqueConstraint("chain_id", "safe", "period", name="uq_budget_period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    safe: str
+    period: str
+    expected_fee_income_cents: int = Field(sa_type=BigInteger)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 TABLES = tuple(
     m.__table__  # type: ignore[union-attr]
     for m in (WatchedPosition, PositionSnapshot, AuditEvent, OverrideRecord, PolicyApproval,
-              TvlSample, SignalState)
+              TvlSample, SignalState, HedgeOption, HedgePerp, HedgeEngagement, HedgeExitPending,
+              BudgetSpend, BudgetPeriod)
 )
 metadata = SQLModel.metadata
