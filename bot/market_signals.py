@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from bot.signals_config import SignalsConfig
+from bot.settings import MarketSettings
 from policies import signals as S
 from policies.types import Level, Regime, SignalReading
 
@@ -15,7 +15,7 @@ from policies.types import Level, Regime, SignalReading
 STATE_MAX_AGE_S = 86400
 
 
-async def collect(cfg: SignalsConfig, now: int, previous: dict[str, Level | None],
+async def collect(cfg: MarketSettings, now: int, previous: dict[str, Level | None],
                   engine: Any = None) -> dict[str, Any]:
     """Observe every configured source concurrently and assess the signals (pure part)."""
     from adapters.market.base import describe_error
@@ -107,7 +107,7 @@ def _about(s: SignalReading, subject: str) -> SignalReading:
     return replace(s, evidence={**s.evidence, "subject": subject})
 
 
-async def _shared_signals(cfg: SignalsConfig, now: int, previous: dict[str, Level | None],
+async def _shared_signals(cfg: MarketSettings, now: int, previous: dict[str, Level | None],
                           sources: list[dict[str, Any]], engine: Any) -> list[SignalReading]:
     """Depeg per stable asset, pool and protocol TVL drops: shared by every underlying."""
     from adapters.market.base import Reading
@@ -116,9 +116,8 @@ async def _shared_signals(cfg: SignalsConfig, now: int, previous: dict[str, Leve
 
     readings: dict[str, list[Reading]] = {}
     if cfg.feeds or cfg.pools:
-        from web3 import AsyncHTTPProvider, AsyncWeb3
-
-        w3 = AsyncWeb3(AsyncHTTPProvider(cfg.rpc_url, request_kwargs={"timeout": cfg.timeout_s}))
+        pool = await _chain_pool(cfg)
+        w3 = pool.w3
         try:
             for f in cfg.feeds:
                 r = await ChainlinkFeed(w3, f["address"], f["label"],
@@ -129,7 +128,7 @@ async def _shared_signals(cfg: SignalsConfig, now: int, previous: dict[str, Leve
                                             bool(p.get("asset_is_token0", True))).read()
                 readings.setdefault(p["asset"], []).append(r)
         finally:
-            await w3.provider.disconnect()
+            await pool.close()
     for b in cfg.books:
         book = CexBook.create(b["venue"], b["symbol"], cfg.api_urls.get(b["venue"]),
                               cfg.timeout_s, bool(b.get("invert", False)))
@@ -166,22 +165,22 @@ async def _shared_signals(cfg: SignalsConfig, now: int, previous: dict[str, Leve
     return out
 
 
-async def _pool_tvl_signals(cfg: SignalsConfig, now: int, previous: dict[str, Level | None],
+async def _pool_tvl_signals(cfg: MarketSettings, now: int, previous: dict[str, Level | None],
                             sources: list[dict[str, Any]], engine: Any) -> list[SignalReading]:
     """Pool TVL now (balances x Chainlink prices), stored, and its drop over 48 h."""
-    from web3 import AsyncHTTPProvider, AsyncWeb3
-
     from adapters.market.stables import ChainlinkFeed
     from adapters.market.tvl import PoolTvl
     from bot import market_store
 
-    w3 = AsyncWeb3(AsyncHTTPProvider(cfg.rpc_url, request_kwargs={"timeout": cfg.timeout_s}))
+    pool = await _chain_pool(cfg)
+    w3 = pool.w3
     out: list[SignalReading] = []
     try:
         for p in cfg.tvl_pools:
             label = str(p["label"])
-            prices = [await ChainlinkFeed(w3, p[f"feed{i}"], f"{label}:token{i}",
-                                          int(p.get(f"heartbeat{i}", 86400))).read() for i in (0, 1)]
+            tokens = [(p["feed0"], p.get("heartbeat0", 86400)), (p["feed1"], p.get("heartbeat1", 86400))]
+            prices = [await ChainlinkFeed(w3, feed, f"{label}:token{i}", heartbeat).read()
+                      for i, (feed, heartbeat) in enumerate(tokens)]
             r = await PoolTvl(w3, p["address"], label).read(*prices)
             sources.append(r.as_dict())
             key = f"tvl:{label}"
@@ -199,8 +198,29 @@ async def _pool_tvl_signals(cfg: SignalsConfig, now: int, previous: dict[str, Le
             out.append(_about(S.tvl_drop(series, r.as_of, previous.get(f"{key}:{S.TVL_DROP}")),
                               key))
     finally:
-        await w3.provider.disconnect()
+        await pool.close()
     return out
+
+
+async def _chain_pool(cfg: MarketSettings) -> Any:
+    """The market chain's RPC pool over every URL of its [[chains]] entry (throttled at
+    its rate_limit). The first URL that answers eth_chainId leads (RpcPool orders by
+    health), so a dead first URL fails over; all dead: the readings say unknown with the
+    reason. An RPC serving another chain than the configured chain_id is refused."""
+    from adapters.evm.rpc import RpcPool
+    from bot.errors import UserError
+
+    chain = cfg.rpc_chain
+    pool = RpcPool(list(chain.rpc_urls), timeout=cfg.timeout_s, rate_limit=chain.rate_limit)
+    try:
+        served = await pool.chain_id()
+    except Exception:  # unreachable: each reading says so with its own reason
+        return pool
+    if chain.chain_id is not None and served != chain.chain_id:
+        await pool.close()
+        raise UserError(f"chains {chain.name}: the RPC serves chain {served}, "
+                        f"not chain_id {chain.chain_id}")
+    return pool
 
 
 def state_keys(result: dict[str, Any]) -> dict[str, Level | None]:

@@ -1,81 +1,736 @@
-"""Settings from the environment and .env (prefix LPHEDGE_), documented in .env.example.
+"""The one settings tree of lphedge (pydantic-settings), documented in .env.example and
+examples/lphedge.toml.
 
-Secrets (keys) are never settings values: settings hold the *path* of a key file or
-the *name* of the env variable that holds it.
+Sources, highest first:
+
+1. values given to ``load_settings(**values)`` (CLI options);
+2. the environment: prefix ``LPHEDGE_``, nesting with ``__`` (``LPHEDGE_MARKET__TIMEOUT_S``,
+   ``LPHEDGE_DB__URL``); lists and tables as JSON (``LPHEDGE_CHAINS='[{"name": ...}]'``);
+3. ``.env`` in the working directory, same names;
+4. one TOML file: ``--config FILE`` or ``LPHEDGE_CONFIG`` (pydantic-settings'
+   TomlConfigSettingsSource; an unknown top-level key is refused, naming it);
+5. defaults.
+
+The flat variables of earlier versions still work and set the first chain and the db:
+LPHEDGE_RPC_URLS (comma-separated), LPHEDGE_CHAIN_ID, LPHEDGE_RPC_TIMEOUT,
+LPHEDGE_RPC_RATE_LIMIT, LPHEDGE_MULTICALL_ADDRESS, LPHEDGE_MULTICALL_CHUNK, LPHEDGE_OWNER,
+LPHEDGE_POSITION_MANAGER, DATABASE_URL (or LPHEDGE_DATABASE_URL) and LPHEDGE_DB_PATH. They
+sit between .env and the TOML file; a nested value (``LPHEDGE_CHAINS``, ``LPHEDGE_DB__URL``)
+from the environment or .env beats them.
+
+Secrets (keys) are never settings values: a venue or alert sink names the env variable
+that holds its key, or the path of a key file, and nothing here reads either. RPC URLs may
+carry a provider key in their path; they are redacted (adapters/redact.py) wherever shown.
+
+A bad value is one InvalidInput line naming the field path and where it came from, e.g.
+``config lphedge.toml: market.books[0]: unknown venue 'nope'`` or
+``setting chains[0].timeout (LPHEDGE_RPC_TIMEOUT) must be a number of seconds in (0, 3600], got nan``.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
+import tomllib
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+    with_config,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from adapters.evm.multicall import MULTICALL3_ADDRESS
+from bot.errors import UserError
+
+# Multicall3's deterministic address (the same on most chains). Written out rather than
+# imported from adapters.evm.multicall, which pulls in web3 (~1 s) for every command that
+# reads a setting; tests/bot/test_settings.py checks that the two agree.
+MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
+DEFAULT_FUNDING_VENUES = ("binanceusdm", "bybit", "okx", "hyperliquid", "deribit")
 
 
+# ------------------------------------------------------------------------------ field checks
+# Each raises ValueError with a message that reads after the field path: "must ..." and
+# "misses ..." and "'<value>' ..." follow it with a space, anything else with ": " (see _describe).
+def _address(v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", v):
+        raise ValueError(f"{v!r} is not an address")
+    body = v[2:]
+    if body != body.lower() and body != body.upper():  # mixed case: EIP-55 must hold
+        from eth_utils.address import is_checksum_address
+
+        if not is_checksum_address(v):
+            raise ValueError(f"{v!r} is not an address (bad EIP-55 checksum)")
+    return v
+
+
+def _optional_address(v: Any) -> str:
+    return "" if v == "" else _address(v)
+
+
+def _non_empty(v: Any) -> Any:
+    if not isinstance(v, str) or not v:
+        raise ValueError("must be a non-empty string")
+    return v
+
+
+def _strict(typ: type) -> Any:
+    """TOML and JSON give typed values: the wrong type is refused, never coerced."""
+
+    def check(v: Any) -> Any:
+        if type(v) is not typ:
+            raise ValueError(f"must be {typ.__name__}, got {v!r}")
+        return v
+
+    return check
+
+
+def _positive_seconds(v: int) -> int:
+    if v <= 0:
+        raise ValueError("must be > 0 seconds")
+    return v
+
+
+def _positive_finite(v: float) -> float:
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"must be > 0 and finite, got {v}")
+    return v
+
+
+def _rpc_timeout(v: float) -> float:
+    # nan passes "v <= 0" and inf never times out: both refused by name
+    if not math.isfinite(v) or not 0 < v <= 3600:
+        raise ValueError(f"must be a number of seconds in (0, 3600], got {v}")
+    return v
+
+
+def _rpc_rate(v: int) -> int:
+    if not 1 <= v <= 100_000:
+        raise ValueError(f"must be requests per second in [1, 100000], got {v}")
+    return v
+
+
+def _chunk(v: int) -> int:
+    if not 1 <= v <= 10_000:
+        raise ValueError(f"must be calls per Multicall3 batch in [1, 10000], got {v}")
+    return v
+
+
+def _source_rate(v: int) -> int:
+    if v < 1:
+        raise ValueError("must be >= 1 (requests per second per source)")
+    return v
+
+
+def _port(v: int) -> int:
+    if not 1 <= v <= 65535:
+        raise ValueError(f"must be a TCP port in [1, 65535], got {v}")
+    return v
+
+
+def _rpc_url(v: Any) -> str:
+    if not isinstance(v, str) or not v.startswith(("http://", "https://")):
+        from adapters.redact import redact_urls
+
+        raise ValueError(f"must be an http(s) URL, got {redact_urls(str(v))!r}")
+    return v
+
+
+def _env_name(v: str) -> str:
+    # the NAME of a variable; upper case keeps a pasted key (mixed case) from passing, and
+    # the value is not echoed in case it is one
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", v):
+        raise ValueError("must be the NAME of an environment variable (A-Z, 0-9, _), "
+                         "never the key itself")
+    return v
+
+
+def _ccxt_venue(v: str) -> str:
+    import ccxt
+
+    if v not in ccxt.exchanges:
+        raise ValueError(f"unknown venue {v!r}")
+    return v
+
+
+def _funding_venue(v: str) -> str:
+    from adapters.market.funding import DEFAULT_SYMBOLS
+
+    _ccxt_venue(v)
+    if v not in DEFAULT_SYMBOLS:
+        raise ValueError(f"funding venue {v!r} is not supported "
+                         f"(one of {', '.join(DEFAULT_SYMBOLS)})")
+    return v
+
+
+Address = Annotated[str, BeforeValidator(_address)]
+OptAddress = Annotated[str, BeforeValidator(_optional_address)]  # "" = not configured
+NonEmpty = Annotated[str, BeforeValidator(_non_empty)]
+StrictBool = Annotated[bool, BeforeValidator(_strict(bool))]
+Heartbeat = Annotated[int, AfterValidator(_positive_seconds), BeforeValidator(_strict(int))]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+RpcUrl = Annotated[str, BeforeValidator(_rpc_url)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------------------ chains
+class ChainSettings(_Section):
+    """One chain: where to read it and what is watched on it."""
+
+    name: NonEmpty = "default"
+    chain_id: Annotated[int, Field(gt=0)] | None = None  # refuse an RPC serving another chain
+    rpc_urls: list[RpcUrl] = []  # tried in order; a transport failure moves to the next
+    timeout: Annotated[float, AfterValidator(_rpc_timeout)] = 10.0  # seconds per request
+    rate_limit: Annotated[int, AfterValidator(_rpc_rate)] = 50  # requests/s per URL
+    multicall_address: Address = MULTICALL3_ADDRESS
+    multicall_chunk: Annotated[int, AfterValidator(_chunk)] = 500  # calls per eth_call
+    position_manager: OptAddress = ""  # Uniswap v3 NonfungiblePositionManager
+    swap_router: OptAddress = ""
+    owner: OptAddress = ""  # the watched Safe that holds the positions
+
+
+# ------------------------------------------------------------------------------ db
+class DbSettings(_Section):
+    url: NonEmpty = "sqlite:///lphedge.db"  # any SQLAlchemy URL
+
+
+# ------------------------------------------------------------------------------ market
+@with_config(ConfigDict(extra="forbid"))
+class Feed(TypedDict):
+    """A Chainlink USD feed of a stable asset (depeg)."""
+
+    asset: NonEmpty
+    label: NonEmpty
+    address: Address
+    heartbeat: NotRequired[Heartbeat]  # staleness bound, seconds (default 86400)
+
+
+@with_config(ConfigDict(extra="forbid"))
+class StablePool(TypedDict):
+    """A Uniswap v3 stable pool's price of `asset` (depeg)."""
+
+    asset: NonEmpty
+    label: NonEmpty
+    address: Address
+    asset_is_token0: NotRequired[StrictBool]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Book(TypedDict):
+    """A CEX order book quoting a stable asset (depeg); invert for quote/asset books."""
+
+    asset: NonEmpty
+    venue: NonEmpty
+    symbol: NonEmpty
+    invert: NotRequired[StrictBool]
+
+
+def _book_venue(b: Book) -> Book:
+    _ccxt_venue(b["venue"])
+    return b
+
+
+@with_config(ConfigDict(extra="forbid"))
+class TvlPool(TypedDict):
+    """A pool whose TVL (balances x Chainlink USD prices of its tokens) is watched."""
+
+    label: NonEmpty
+    address: Address
+    feed0: Address
+    feed1: Address
+    heartbeat0: NotRequired[Heartbeat]
+    heartbeat1: NotRequired[Heartbeat]
+
+
+class MarketSettings(_Section):
+    """What `lphedge signals` (and the daemon's observe step) reads; docs/signals.md."""
+
+    underlyings: list[NonEmpty] = ["ETH"]
+    funding_venues: list[Annotated[str, AfterValidator(_funding_venue)]] = list(DEFAULT_FUNDING_VENUES)
+    api_urls: dict[str, str] = {}  # venue -> base URL override (loopback servers, proxies)
+    timeout_s: Annotated[float, AfterValidator(_positive_finite)] = 10.0
+    rate_limit: Annotated[int, AfterValidator(_source_rate)] = 5  # requests/s per source
+    deribit: bool = True
+    defillama_url: str = "https://api.llama.fi"
+    defillama_slugs: list[NonEmpty] = []
+    chain: str | None = None  # the [[chains]] entry for on-chain readings (default: first)
+    feeds: list[Feed] = []
+    pools: list[StablePool] = []
+    books: list[Annotated[Book, AfterValidator(_book_venue)]] = []
+    tvl_pools: list[TvlPool] = []
+    _rpc_chain: ChainSettings | None = PrivateAttr(default=None)
+
+    @property
+    def rpc_chain(self) -> ChainSettings:
+        """The chain the on-chain readings (feeds, pools, tvl_pools) use."""
+        if self._rpc_chain is None:
+            raise RuntimeError("market settings not resolved against a chain list")
+        return self._rpc_chain
+
+
+# ------------------------------------------------------------------------------ venues
+class VenueSettings(_Section):
+    """A trading venue. Its key is the NAME of an env variable or a key file PATH."""
+
+    kind: Literal["ccxt", "paper", "onchain"] = "ccxt"
+    exchange: str | None = None  # ccxt id; default: the venue's own name
+    api_url: str | None = None
+    testnet: bool = False
+    api_key_env: EnvName | None = None
+    api_key_file: Path | None = None
+    api_secret_env: EnvName | None = None
+    api_secret_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> VenueSettings:
+        for what in ("api_key", "api_secret"):
+            if getattr(self, f"{what}_env") and getattr(self, f"{what}_file"):
+                raise ValueError(f"give {what}_env or {what}_file, not both")
+        return self
+
+
+# ------------------------------------------------------------------------------ alerts
+class AlertSink(_Section):
+    """A notification sink (placeholder until the alerts issue): webhook URLs carry their
+    token, so they too come from a named env variable or a file."""
+
+    kind: Literal["slack", "discord", "telegram", "hmac_json", "apprise"]
+    url_env: EnvName | None = None
+    url_file: Path | None = None
+    secret_env: EnvName | None = None  # HMAC key (hmac_json) or bot token (telegram)
+    secret_file: Path | None = None
+    min_level: Literal["info", "warning", "critical"] = "warning"
+
+
+class AlertsSettings(_Section):
+    sinks: list[AlertSink] = []
+
+
+# ------------------------------------------------------------------------------ api, daemon
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"  # loopback unless you put a proxy in front
+    port: Annotated[int, AfterValidator(_port)] = 8787
+    token_file: Path | None = None  # bearer token for everything but /health
+
+
+class DaemonSettings(_Section):
+    tick_interval_s: Annotated[float, AfterValidator(_positive_finite)] = 60.0
+    policy_file: Path | None = None  # the approved policy the daemon runs
+
+
+# ------------------------------------------------------------------------------ sources
+_LEGACY = "_legacy_flat_env"
+# flat env variable -> field of the first chain
+LEGACY_CHAIN_VARS = {
+    "LPHEDGE_RPC_URLS": "rpc_urls",
+    "LPHEDGE_CHAIN_ID": "chain_id",
+    "LPHEDGE_RPC_TIMEOUT": "timeout",
+    "LPHEDGE_RPC_RATE_LIMIT": "rate_limit",
+    "LPHEDGE_MULTICALL_ADDRESS": "multicall_address",
+    "LPHEDGE_MULTICALL_CHUNK": "multicall_chunk",
+    "LPHEDGE_OWNER": "owner",
+    "LPHEDGE_POSITION_MANAGER": "position_manager",
+}
+LEGACY_DB_VARS = ("DATABASE_URL", "LPHEDGE_DATABASE_URL", "LPHEDGE_DB_PATH")
+# keys of the old `signals --config` file, for a hint when one is found at the top level
+_OLD_SIGNALS_KEYS = {"rpc_url": "rpc_urls in [[chains]]", "database_url": "url in [db]"}
+
+
+@dataclass
+class _Load:
+    """What one load_settings call knows about its sources (ContextVar: the sources are
+    built by a classmethod of pydantic-settings)."""
+
+    config: Path | None = None
+    label: str = "config"
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+_LOAD: ContextVar[_Load | None] = ContextVar("lphedge_settings_load", default=None)
+
+
+def _current_load() -> _Load:
+    load = _LOAD.get()
+    return load if load is not None else _Load()
+
+
+def _dotenv() -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    path = Path(".env")
+    if not path.is_file():
+        return {}
+    return {k.upper(): v for k, v in dotenv_values(path, encoding="utf-8").items() if v}
+
+
+class _NoFields(PydanticBaseSettingsSource):
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+
+class _LegacyFlatEnv(_NoFields):
+    """The flat variables of earlier versions (environment, then .env), for the first
+    chain and the db. A nested value from a higher source wins; the values land on the
+    merged data in Settings._merge_legacy (lists are not merged by pydantic-settings, so
+    this source cannot simply return chains=[{...}])."""
+
+    def __call__(self) -> dict[str, Any]:
+        env = {k.upper(): v for k, v in os.environ.items() if v}
+        dot = _dotenv()
+
+        def pick(var: str) -> tuple[str, str] | None:
+            if var in env:
+                return env[var], var
+            if var in dot:
+                return dot[var], f"{var} in .env"
+            return None
+
+        higher = self.current_state
+        chain: dict[str, Any] = {}
+        db: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        if "chains" not in higher:
+            for var, name in LEGACY_CHAIN_VARS.items():
+                got = pick(var)
+                if got is not None:
+                    value, origins[f"chains.0.{name}"] = got
+                    chain[name] = ([u.strip() for u in value.split(",") if u.strip()]
+                                   if name == "rpc_urls" else value)
+        given_db = higher.get("db")
+        if not (isinstance(given_db, BaseModel) or (isinstance(given_db, dict) and "url" in given_db)):
+            for var in LEGACY_DB_VARS:  # DATABASE_URL wins over the SQLite path
+                got = pick(var)
+                if got is not None:
+                    value, origins["db.url"] = got
+                    db["url"] = f"sqlite:///{value}" if var == "LPHEDGE_DB_PATH" else value
+                    break
+        if not chain and not db:
+            return {}
+        return {_LEGACY: {"chain": chain, "db": db, "origins": origins}}
+
+
+class _TomlFile(TomlConfigSettingsSource):
+    """The TOML config file; a syntax error or an unknown top-level key is refused naming
+    the file (and the key)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path, label: str) -> None:
+        self._label = label
+        super().__init__(settings_cls, toml_file=path)
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        where = f"{self._label} {file_path}"
+        try:
+            data = tomllib.loads(Path(file_path).read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{where}: {exc}") from None
+        except OSError as exc:
+            raise UserError(f"{where}: {exc.strerror}") from None
+        unknown = sorted(set(data) - set(Settings.model_fields))
+        if unknown:
+            hints = [f"{k} is now {_OLD_SIGNALS_KEYS[k]}" if k in _OLD_SIGNALS_KEYS
+                     else f"{k} belongs under [market]" for k in unknown
+                     if k in _OLD_SIGNALS_KEYS or k in MarketSettings.model_fields]
+            hint = f" ({'; '.join(hints)})" if hints else ""
+            raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}{hint}")
+        return data
+
+
+class _Recorder(_NoFields):
+    """Lowest of our sources: keeps what every higher source said, for error messages
+    naming where a bad value came from and for `lphedge config check`."""
+
+    def __call__(self) -> dict[str, Any]:
+        load = _LOAD.get()
+        if load is not None:
+            load.states = dict(self.settings_sources_data)
+        return {}
+
+
+# ------------------------------------------------------------------------------ the tree
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="LPHEDGE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="LPHEDGE_", env_nested_delimiter="__", env_file=".env",
+        env_file_encoding="utf-8", extra="ignore",
     )
 
-    # chain access
-    rpc_urls: str = Field(default="", description="comma-separated RPC URLs, tried in order")
-    chain_id: int | None = Field(default=None, description="refuse an RPC on another chain")
-    rpc_timeout: float = 10.0
-    rpc_rate_limit: int = 50
-    multicall_address: str = MULTICALL3_ADDRESS
-    multicall_chunk: int = 500
+    chains: Annotated[list[ChainSettings], Field(min_length=1)] = [ChainSettings()]
+    db: DbSettings = DbSettings()
+    market: MarketSettings = MarketSettings()
+    venues: dict[str, VenueSettings] = {}
+    alerts: AlertsSettings = AlertsSettings()
+    api: ApiSettings = ApiSettings()
+    daemon: DaemonSettings = DaemonSettings()
 
-    # what is watched
-    owner: str = ""
-    position_manager: str = ""
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
-    # storage: DATABASE_URL (any SQLAlchemy URL) wins over the SQLite path
-    database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("DATABASE_URL", "LPHEDGE_DATABASE_URL")
-    )
-    db_path: str = "lphedge.db"
-
-    @field_validator("rpc_timeout")
     @classmethod
-    def _timeout(cls, v: float) -> float:
-        # nan passes "v <= 0" and inf never times out: both refused by name
-        if not math.isfinite(v) or not 0 < v <= 3600:
-            raise ValueError(f"must be a number of seconds in (0, 3600], got {v}")
-        return v
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        load = _current_load()
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings, env_settings, dotenv_settings, _LegacyFlatEnv(settings_cls)]
+        if load.config is not None:
+            sources.append(_TomlFile(settings_cls, load.config, load.label))
+        sources.append(_Recorder(settings_cls))
+        return tuple(sources)
 
-    @field_validator("rpc_rate_limit")
+    @model_validator(mode="before")
     @classmethod
-    def _rate(cls, v: int) -> int:
-        if not 1 <= v <= 100_000:
-            raise ValueError(f"must be requests per second in [1, 100000], got {v}")
-        return v
+    def _merge_legacy(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        legacy = data.pop(_LEGACY, None)
+        if legacy and legacy["chain"] and isinstance(data.get("chains", []), list):
+            chains = list(data.get("chains") or [{}])
+            if isinstance(chains[0], dict):
+                chains[0] = {**chains[0], **legacy["chain"]}
+            data["chains"] = chains
+        if legacy and legacy["db"]:
+            db = data.get("db")
+            data["db"] = {**(db if isinstance(db, dict) else {}), **legacy["db"]}
+        # checked on the raw data, before the fields: the missing chain is the first thing
+        # to say about a config with feeds and no RPC
+        market = data.get("market")
+        if isinstance(market, dict) and any(market.get(k) for k in ("feeds", "pools", "tvl_pools")):
+            chains = data.get("chains") or [{}]
+            if isinstance(chains, list):
+                named = [c for c in chains if _get(c, "name", "default") == market.get("chain")]
+                chain = (named or chains)[0]
+                if not _get(chain, "rpc_urls", None):
+                    raise ValueError("market.feeds/pools/tvl_pools need rpc_urls on their "
+                                     "chain ([[chains]] rpc_urls or LPHEDGE_RPC_URLS)")
+        return data
 
-    @field_validator("multicall_chunk")
-    @classmethod
-    def _chunk(cls, v: int) -> int:
-        if not 1 <= v <= 10_000:
-            raise ValueError(f"must be calls per Multicall3 batch in [1, 10000], got {v}")
-        return v
+    @model_validator(mode="after")
+    def _resolve(self) -> Settings:
+        names = [c.name for c in self.chains]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"chains: name {dup[0]!r} is used twice")
+        wanted = self.market.chain
+        if wanted is not None and wanted not in names:
+            raise ValueError(f"market.chain {wanted!r} names no [[chains]] entry "
+                             f"(have {', '.join(names)})")
+        self.market._rpc_chain = self.chain_named(wanted) if wanted else self.chains[0]
+        return self
+
+    # ---------------------------------------------------------------- accessors
+    def chain_named(self, name: str) -> ChainSettings:
+        for c in self.chains:
+            if c.name == name:
+                return c
+        raise UserError(f"no chain named {name!r} in the settings "
+                        f"(have {', '.join(c.name for c in self.chains)})")
+
+    @property
+    def chain(self) -> ChainSettings:
+        """The default chain: the first of [[chains]] (where the flat variables land)."""
+        return self.chains[0]
 
     @property
     def rpc_url_list(self) -> list[str]:
-        return [u.strip() for u in self.rpc_urls.split(",") if u.strip()]
+        return list(self.chain.rpc_urls)
+
+    @property
+    def chain_id(self) -> int | None:
+        return self.chain.chain_id
+
+    @property
+    def rpc_timeout(self) -> float:
+        return self.chain.timeout
+
+    @property
+    def rpc_rate_limit(self) -> int:
+        return self.chain.rate_limit
+
+    @property
+    def multicall_address(self) -> str:
+        return self.chain.multicall_address
+
+    @property
+    def multicall_chunk(self) -> int:
+        return self.chain.multicall_chunk
+
+    @property
+    def owner(self) -> str:
+        return self.chain.owner
+
+    @property
+    def position_manager(self) -> str:
+        return self.chain.position_manager
 
     @property
     def sqlalchemy_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.db_path}"
+        return self.db.url
+
+    @property
+    def origins(self) -> dict[str, str]:
+        """Where each value that is not a default came from: dotted path (list items by
+        index, e.g. ``chains.0.rpc_urls``) -> "LPHEDGE_RPC_URLS", "<file>", ".env", ..."""
+        return dict(self._origins)
 
 
-def load_settings() -> Settings:
-    from pydantic import ValidationError
+def _get(obj: Any, key: str, default: Any) -> Any:
+    return obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
 
-    from bot.errors import UserError
 
+# ------------------------------------------------------------------------------ provenance
+def _walk(state: Any, path: tuple[Any, ...]) -> int:
+    """How many leading parts of `path` exist in `state` (a source's raw data)."""
+    n = 0
+    for part in path:
+        in_dict = isinstance(state, dict) and part in state
+        in_list = isinstance(state, list) and isinstance(part, int) and 0 <= part < len(state)
+        if not (in_dict or in_list):
+            break
+        state = state[part]
+        n += 1
+    return n
+
+
+def _env_var(path: tuple[Any, ...], names: set[str]) -> str:
+    parts: list[str] = []
+    for p in path:
+        if not isinstance(p, str):
+            break
+        parts.append(p.upper())
+    for n in range(len(parts), 0, -1):
+        var = "LPHEDGE_" + "__".join(parts[:n])
+        if var in names:
+            return var
+    return "LPHEDGE_" + "__".join(parts[:1]) if parts else "the environment"
+
+
+def _origin(load: _Load, path: tuple[Any, ...], exact: bool) -> tuple[str, str] | None:
+    """(kind, name) of the highest source that set `path`: kind is "init", "env",
+    ".env" or "file". Not exact (errors): the source reaching deepest into the path."""
+    dotted = ".".join(str(p) for p in path)
+    best: tuple[int, tuple[str, str]] | None = None
+    for name, state in load.states.items():
+        if name == "_LegacyFlatEnv":
+            origins = state.get(_LEGACY, {}).get("origins", {})
+            hits = [k for k in origins if dotted == k or dotted.startswith(k + ".")]
+            if hits:
+                var = origins[hits[0]]
+                kind = ".env" if var.endswith(" in .env") else "env"
+                found = (len(hits[0].split(".")), (kind, var))
+            else:
+                continue
+        else:
+            depth = _walk(state, path)
+            if depth == 0 or (exact and depth < len(path)):
+                continue
+            if name == "InitSettingsSource":
+                found = (depth, ("init", "given"))
+            elif name == "EnvSettingsSource":
+                found = (depth, ("env", _env_var(path, {k.upper() for k in os.environ})))
+            elif name == "DotEnvSettingsSource":
+                found = (depth, (".env", _env_var(path, set(_dotenv())) + " in .env"))
+            else:
+                found = (depth, ("file", str(load.config)))
+        if exact:
+            return found[1]
+        if best is None or found[0] > best[0]:
+            best = found
+    return best[1] if best else None
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, dict) and value:
+        return [p for k, v in value.items() for p in _leaves(v, (*path, k))]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [p for i, v in enumerate(value) for p in _leaves(v, (*path, i))]
+    return [path]
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _describe(exc: ValidationError, load: _Load) -> str:
+    """One line for the first problem: field path, what is wrong, where it came from.
+    Unknown and missing keys of one table are said together."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = tuple(first["loc"])
+    if first["type"] in ("extra_forbidden", "missing"):
+        parent = loc[:-1]
+        keys = [str(e["loc"][-1]) for e in errors
+                if e["type"] == first["type"] and tuple(e["loc"][:-1]) == parent]
+        msg = (f"unknown key(s) {', '.join(keys)}" if first["type"] == "extra_forbidden"
+               else f"misses {', '.join(keys)}")
+        origin_loc, loc = loc, parent
+    else:
+        msg = str(first["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        origin_loc = loc
+    where = _where(loc)
+    sep = " " if msg.startswith(("must ", "misses ", "'")) else ": "
+    origin = _origin(load, origin_loc, exact=False)
+    if origin is None and not loc and load.config is not None:
+        origin = ("file", str(load.config))
+    if origin is not None and origin[0] == "file":
+        return f"{load.label} {origin[1]}: {where}{sep if where else ''}{msg}"
+    head = f"setting {where}" if where else "settings"
+    if origin is not None and origin[0] != "init":
+        head += f" ({origin[1]})"
+    return f"{head}{sep}{msg}"
+
+
+def load_settings(config: str | Path | None = None, *, label: str = "config",
+                  **values: Any) -> Settings:
+    """The settings from every source (module docstring); `config` is the TOML file
+    (default: LPHEDGE_CONFIG), `values` the CLI options (highest); `label` names the file
+    in messages. Bad input: one UserError line naming the field path."""
+    from pydantic_settings import SettingsError
+
+    path = config or os.environ.get("LPHEDGE_CONFIG") or _dotenv().get("LPHEDGE_CONFIG")
+    load = _Load(label=label)
+    if path:
+        load.config = Path(path)
+        if not load.config.exists():
+            raise UserError(f"{label} {path} does not exist")
+        if not load.config.is_file():
+            raise UserError(f"{label} {path} is not a file")
+    token = _LOAD.set(load)
     try:
-        return Settings()
+        settings = Settings(**values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in err["loc"])
-        raise UserError(f"setting LPHEDGE_{field.upper()}: {err['msg']}") from None
+        raise UserError(_describe(exc, load)) from None
+    except SettingsError as exc:  # e.g. LPHEDGE_CHAINS is not JSON; names the field only
+        raise UserError(f"settings: {' '.join(str(exc).split())}") from None
+    finally:
+        _LOAD.reset(token)
+    dump = settings.model_dump(mode="json")
+    for leaf in _leaves(dump):
+        got = _origin(load, leaf, exact=True)
+        if got is not None:
+            settings._origins[".".join(str(p) for p in leaf)] = got[1]
+    return settings

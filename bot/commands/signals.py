@@ -1,8 +1,8 @@
 """`lphedge signals`: current market readings, signal levels and the regime per underlying;
 `lphedge history download`: funding, OHLCV and DVOL history in the recorded CSV formats.
 
-What is watched comes from a TOML file (bot/signals_config.py: ``--config``, or
-``LPHEDGE_SIGNALS_CONFIG``);
+What is watched is the [market] section (and [[chains]], [db]) of the one config file
+(bot/settings.py: ``--config`` or ``LPHEDGE_CONFIG``, env ``LPHEDGE_MARKET__*``);
 see docs/signals.md. Every source is throttled and time-bounded; an unreachable,
 stale or malformed source shows as unknown with its reason, never as a default.
 """
@@ -23,7 +23,6 @@ import typer
 
 from bot.errors import UserError
 from bot.market_signals import STATE_MAX_AGE_S, collect, state_keys
-from bot.signals_config import load_config
 from bot.store import safe_db_url
 from policies.types import Level, SignalReading
 
@@ -132,12 +131,15 @@ def register(app: typer.Typer) -> None:
     @app.command("signals")
     def signals_cmd(
         json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-        config: Annotated[str | None, typer.Option(help="signals TOML config")] = None,
+        config: Annotated[str | None, typer.Option(help="lphedge TOML config ([market], [[chains]], [db]); default LPHEDGE_CONFIG")] = None,
         now: Annotated[int | None, typer.Option(help="evaluate at this unix time")] = None,
         no_state: Annotated[bool, typer.Option("--no-state", help="do not read/write hysteresis state")] = False,
     ) -> None:
         """Current market readings, signal levels with evidence, and the regime."""
-        cfg = load_config(config)
+        from bot.settings import load_settings
+
+        settings = load_settings(config, label="signals config")
+        cfg, db_url = settings.market, settings.sqlalchemy_url
         at = now if now is not None else int(time.time())
         engine = None
         previous: dict[str, Level | None] = {}
@@ -145,10 +147,10 @@ def register(app: typer.Typer) -> None:
             from bot import market_store
 
             try:
-                engine = market_store.make_engine(cfg.database_url)
+                engine = market_store.make_engine(db_url)
                 previous = market_store.load_levels(engine, at, STATE_MAX_AGE_S)
             except Exception as exc:
-                raise UserError(f"database {safe_db_url(cfg.database_url)}: "
+                raise UserError(f"database {safe_db_url(db_url)}: "
                                 f"{' '.join(str(exc).split())[:200]}") from None
         result = asyncio.run(collect(cfg, at, previous, engine))
         if engine is not None:

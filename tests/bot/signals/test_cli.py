@@ -67,18 +67,22 @@ async def start_all(now_ms: int) -> dict[str, V.VenueServer]:
     return servers
 
 
-def write_config(tmp_path: Path, servers: dict[str, V.VenueServer], extra: str = "") -> Path:
+def write_config(tmp_path: Path, servers: dict[str, V.VenueServer], extra: str = "",
+                 chains: str = "") -> Path:
     urls = "\n".join(f'{k} = "{s.url}"' for k, s in servers.items() if k != "defillama")
     cfg = tmp_path / "signals.toml"
     cfg.write_text(f"""
+{chains}
+[db]
+url = "sqlite:///{tmp_path / 'state.db'}"
+[market]
 underlyings = ["ETH"]
 timeout_s = 2.0
 defillama_url = "{servers['defillama'].url}"
 defillama_slugs = ["uniswap-v3"]
-database_url = "sqlite:///{tmp_path / 'state.db'}"
 books = [{{asset = "USDC", venue = "binance", symbol = "USDC/USDT"}}]
 {extra}
-[api_urls]
+[market.api_urls]
 {urls}
 """)
     return cfg
@@ -92,10 +96,9 @@ async def test_signals_json_end_to_end(tmp_path, sigchain):
     feed = deploy_feed(sigchain, compile_contract(FEED_SOL, "TestAggregatorV3"), 99_300_000)
     now_ms = int(time.time() * 1000)
     servers = await start_all(now_ms)
-    extra = (f'rpc_url = "{sigchain.url}"\n'
-             f'feeds = [{{asset = "USDC", label = "USDC/USD", address = "{feed.address}", '
+    extra = (f'feeds = [{{asset = "USDC", label = "USDC/USD", address = "{feed.address}", '
              f'heartbeat = 86400}}]')
-    cfg = write_config(tmp_path, servers, extra)
+    cfg = write_config(tmp_path, servers, extra, f'[[chains]]\nrpc_urls = ["{sigchain.url}"]')
     try:
         code, out, err = await run("signals", "--json", "--config", str(cfg))
     finally:
@@ -157,30 +160,30 @@ async def test_signals_all_sources_down_is_unknown_not_a_crash(tmp_path):
 
 @pytest.mark.parametrize("content,msg", [
     ("foo = 1", "unknown key(s) foo"),
-    ("timeout_s = -1", "timeout_s must be > 0"),
-    ('funding_venues = ["nope"]', "unknown venue 'nope'"),
-    ('feeds = [{asset = "USDC", label = "x", address = "0x1"}]', "feeds/pools/tvl_pools need rpc_url"),
-    ('books = [{asset = "USDC"}]', "books[0] misses venue, symbol"),
+    ("[market]\ntimeout_s = -1", "timeout_s must be > 0"),
+    ('[market]\nfunding_venues = ["nope"]', "unknown venue 'nope'"),
+    ('[market]\nfeeds = [{asset = "USDC", label = "x", address = "0x1"}]', "feeds/pools/tvl_pools need rpc_url"),
+    ('[market]\nbooks = [{asset = "USDC"}]', "books[0] misses venue, symbol"),
     ("this is not toml", "signals config"),
     # each of these used to crash later (a traceback turned into "error: ValueError: ...",
     # exit 1) or, for a string where a list belongs, to watch "E", "T", "H" silently
-    ('underlyings = "ETH"', "underlyings: Input should be a valid list"),
-    ('timeout_s = "x"', "timeout_s: Input should be a valid number"),
-    ('api_urls = "x"', "api_urls: Input should be a valid dictionary"),
-    ("rate_limit = 0", "rate_limit must be >= 1"),
-    ('funding_venues = ["kraken"]', "funding venue 'kraken' is not supported"),
-    ('books = [{asset = "USDC", venue = "nope", symbol = "X/Y"}]', "books[0]: unknown venue 'nope'"),
-    ('books = ["x"]', "books[0]: Input should be a valid dictionary"),
-    ('rpc_url = "http://127.0.0.1:9"\nfeeds = [{asset = "USDC", label = "x", address = "0x1"}]',
+    ('[market]\nunderlyings = "ETH"', "underlyings: Input should be a valid list"),
+    ('[market]\ntimeout_s = "x"', "timeout_s: Input should be a valid number"),
+    ('[market]\napi_urls = "x"', "api_urls: Input should be a valid dictionary"),
+    ("[market]\nrate_limit = 0", "rate_limit must be >= 1"),
+    ('[market]\nfunding_venues = ["kraken"]', "funding venue 'kraken' is not supported"),
+    ('[market]\nbooks = [{asset = "USDC", venue = "nope", symbol = "X/Y"}]', "books[0]: unknown venue 'nope'"),
+    ('[market]\nbooks = ["x"]', "books[0]: Input should be a valid dictionary"),
+    ('[[chains]]\nrpc_urls = ["http://127.0.0.1:9"]\n[market]\nfeeds = [{asset = "USDC", label = "x", address = "0x1"}]',
      "feeds[0].address '0x1' is not an address"),
-    ('rpc_url = "http://127.0.0.1:9"\nfeeds = [{asset = "USDC", label = "x", address = '
+    ('[[chains]]\nrpc_urls = ["http://127.0.0.1:9"]\n[market]\nfeeds = [{asset = "USDC", label = "x", address = '
      f'"{"0x" + "ab" * 20}", heartbeet = 3600}}]', "feeds[0]: unknown key(s) heartbeet"),
-    ('rpc_url = "http://127.0.0.1:9"\nfeeds = [{asset = "USDC", label = "x", address = '
+    ('[[chains]]\nrpc_urls = ["http://127.0.0.1:9"]\n[market]\nfeeds = [{asset = "USDC", label = "x", address = '
      f'"{"0x" + "ab" * 20}", heartbeat = "day"}}]', "feeds[0].heartbeat must be int, got 'day'"),
-    ('rpc_url = "http://127.0.0.1:9"\ntvl_pools = [{label = "p", address = '
+    ('[[chains]]\nrpc_urls = ["http://127.0.0.1:9"]\n[market]\ntvl_pools = [{label = "p", address = '
      f'"{"0x" + "ab" * 20}", feed0 = "{"0x" + "cd" * 20}", feed1 = "{"0x" + "cd" * 20}", '
      'heartbeat0 = -5}]', "tvl_pools[0].heartbeat0 must be > 0 seconds"),
-    ('rpc_url = "http://127.0.0.1:9"\npools = [{asset = "USDC", label = "x", address = '
+    ('[[chains]]\nrpc_urls = ["http://127.0.0.1:9"]\n[market]\npools = [{asset = "USDC", label = "x", address = '
      f'"{"0x" + "ab" * 20}", asset_is_token0 = "yes"}}]',
      "pools[0].asset_is_token0 must be bool, got 'yes'"),
 ])
@@ -206,7 +209,7 @@ async def test_bad_config_is_one_line_on_stderr(tmp_path):
 ])
 def test_signals_bad_database_hides_its_password(tmp_path, url, shown):
     cfg = tmp_path / "db.toml"
-    cfg.write_text(f'underlyings = []\ndatabase_url = "{url}"\n')
+    cfg.write_text(f'[market]\nunderlyings = []\n[db]\nurl = "{url}"\n')
     err = invoke_error("signals", "--json", "--config", str(cfg))
     assert err.startswith(shown) and "hunter2" not in err and "\n" not in err, err
 
@@ -363,9 +366,12 @@ async def test_signals_pool_tvl_history_gives_intraday_48h_drop(tmp_path, sigcha
     feeds = [deploy_feed(sigchain, art, 100_000_000) for _ in range(2)]
     cfg = tmp_path / "tvl.toml"
     cfg.write_text(f"""
+[[chains]]
+rpc_urls = ["{sigchain.url}"]
+[db]
+url = "sqlite:///{tmp_path / 'state.db'}"
+[market]
 underlyings = []
-rpc_url = "{sigchain.url}"
-database_url = "sqlite:///{tmp_path / 'state.db'}"
 tvl_pools = [{{label = "tUSDC/tUSDT/500", address = "{pool}", feed0 = "{feeds[0].address}", feed1 = "{feeds[1].address}"}}]
 """)
 
