@@ -10,7 +10,9 @@ cost of a read.
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,19 +22,39 @@ from web3 import AsyncWeb3
 from web3.providers.rpc import AsyncHTTPProvider
 
 from adapters.redact import redact_urls
+from policies.errors import Transient
 
 
-class RpcError(Exception):
-    """The node answered with a JSON-RPC error (not a transport problem)."""
+def _secret_parts(url: str) -> list[str]:
+    """The parts of ``url`` that may hold a key: path, query, fragment, userinfo."""
+    parts = urllib.parse.urlsplit(url)
+    out = [parts.path, parts.query, parts.fragment, parts.username or "", parts.password or ""]
+    return [p for p in out if p and p != "/"]
+
+
+def scrub(text: str, urls: Sequence[str] = ()) -> str:
+    """``text`` with every URL cut to its host (adapters.redact), and any path, query or
+    credential of ``urls`` removed even where it appears without its scheme (requests
+    writes "Max retries exceeded with url: /v2/<key>")."""
+    text = redact_urls(text)
+    for url in urls:
+        for secret in sorted(_secret_parts(url), key=len, reverse=True):
+            text = text.replace(secret, "/...")
+    return text
+
+
+class RpcError(Transient):
+    """The node answered with a JSON-RPC error (not a transport problem); the readings of
+    this tick are unknown and the next tick asks again."""
 
     def __init__(self, method: str, error: Any) -> None:
         self.method = method
         self.error = error
         message = error.get("message") if isinstance(error, dict) else str(error)
-        super().__init__(f"{method}: {message}")
+        super().__init__(redact_urls(f"{method}: {message}"))
 
 
-class RpcUnavailable(Exception):
+class RpcUnavailable(Transient):
     """No endpoint could be reached."""
 
 
@@ -68,7 +90,7 @@ class RpcPool:
             raise ValueError("at least one RPC URL is required")
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"RPC URL must be http(s): {redact_urls(url)}")
+                raise ValueError(f"RPC URL must be http(s): {scrub(url, [url])}")
             provider = AsyncHTTPProvider(
                 url,
                 request_kwargs={"timeout": aiohttp.ClientTimeout(total=self.timeout)},
@@ -90,6 +112,11 @@ class RpcPool:
     def _ordered(self) -> list[_Endpoint]:
         return sorted(self._endpoints, key=lambda e: e.failures)
 
+    async def raw(self, fn: str, payload: Any) -> Any:
+        """``provider.<fn>(*payload)`` on the healthiest endpoint that answers: the raw
+        JSON-RPC response(s), errors included (adapters.evm.chain.PoolProvider uses it)."""
+        return await self._send(fn, payload)
+
     async def _send(self, fn: str, payload: Any) -> Any:
         errors: list[str] = []
         for ep in self._ordered():
@@ -104,7 +131,7 @@ class RpcPool:
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 ep.failures += 1
                 # aiohttp puts the full URL (key included) into some error texts
-                errors.append(redact_urls(f"{ep.url}: {type(exc).__name__} {exc}".strip()))
+                errors.append(scrub(ep.url, [ep.url]) + ": " + scrub(f"{type(exc).__name__} {exc}".strip(), [ep.url]))
         raise RpcUnavailable("cannot reach any RPC endpoint (" + "; ".join(errors) + ")")
 
     async def request(self, method: str, params: list[Any]) -> Any:

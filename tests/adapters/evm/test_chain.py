@@ -1,0 +1,220 @@
+"""One chain access path (adapters/evm/chain.py) against a real anvil: failover from a dead
+first URL on the sync and the async side, a server that accepts and never answers gives a
+Transient error, the URL's key never shows in an error text, a wrong chain is refused."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+
+from adapters.anvil import Anvil, free_port
+from adapters.evm.chain import ChainConnection, WrongChain
+from adapters.evm.rpc import RpcError, RpcUnavailable
+from policies.errors import InvalidInput, Refused, Transient
+
+KEY = "k3y5ecretAPIKEY0123"
+PASSWORD = "hunter2pw"
+
+
+def dead_url() -> str:
+    """Nothing listens there; the URL carries a key in its path, query and userinfo."""
+    return f"http://user:{PASSWORD}@127.0.0.1:{free_port()}/v2/{KEY}?apikey={KEY}"
+
+
+def assert_no_secret(text: str) -> None:
+    assert KEY not in text and PASSWORD not in text, text
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[Anvil]:
+    node = Anvil(chain_id=31337).start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+class SilentServer:
+    """Accepts TCP connections and reads, but never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.conns: list[socket.socket] = []
+        self._stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v2/{KEY}"
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)  # kept open, never written to
+
+    def close(self) -> None:
+        self._stop = True
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentServer]:
+    server = SilentServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+# ------------------------------------------------------------------------------ failover
+def test_sync_failover_from_a_dead_first_url(anvil: Anvil) -> None:
+    dead = dead_url()
+    conn = ChainConnection([dead, anvil.url], chain_id=31337, timeout=5)
+    try:
+        assert conn.connect_sync() == 31337
+        assert conn.w3.eth.block_number == int(anvil.rpc("eth_blockNumber"), 16)  # type: ignore[arg-type]
+        assert conn.provider.requests[dead] == 1
+        # the live URL is now tried first: the dead one is not asked again
+        conn.w3.eth.get_balance(conn.w3.to_checksum_address("0x" + "11" * 20))
+        assert conn.provider.requests[dead] == 1
+        # safe-eth-py's client goes through the same failover Web3
+        client = conn.ethereum_client()
+        assert client.w3 is conn.w3 and client.get_chain_id() == 31337
+        assert_no_secret(str(client))
+        assert_no_secret(repr(conn))
+        assert_no_secret(str(conn.provider))
+    finally:
+        conn.close()
+
+
+async def test_async_failover_from_a_dead_first_url(anvil: Anvil) -> None:
+    dead = dead_url()
+    conn = ChainConnection([dead, anvil.url], chain_id=31337, timeout=5)
+    try:
+        assert await conn.connect() == 31337
+        # contract-style reads through AsyncWeb3 go through the pool (counted per URL)
+        block = await conn.async_w3.eth.get_block("latest")
+        assert block["number"] == int(anvil.rpc("eth_blockNumber"), 16)  # type: ignore[arg-type]
+        assert conn.pool.requests[dead] == 1
+        assert conn.pool.requests[anvil.url] == 2
+        # batched reads through the same pool
+        answers = await conn.pool.batch([("eth_chainId", []), ("eth_blockNumber", [])])
+        assert int(answers[0], 16) == 31337
+        assert conn.pool.requests[dead] == 1
+    finally:
+        await conn.aclose()
+
+
+def test_raw_rpc_calls_and_error_answers(anvil: Anvil) -> None:
+    conn = ChainConnection([dead_url(), anvil.url], timeout=5)
+    snap = conn.rpc("evm_snapshot")
+    assert conn.rpc("evm_revert", [snap]) is True
+    assert [int(x, 16) for x in conn.rpc_batch([("eth_chainId", []), ("net_version", [])])[:1]] == [31337]
+    with pytest.raises(RpcError, match="no_such_method") as err:
+        conn.rpc("no_such_method", [])
+    assert isinstance(err.value, Transient)
+
+
+# ---------------------------------------------------------------------------- timeouts
+def test_sync_silent_server_gives_transient_error(silent: SilentServer) -> None:
+    conn = ChainConnection([silent.url], timeout=0.3)
+    with pytest.raises(RpcUnavailable, match="no answer within the timeout") as err:
+        conn.connect_sync()
+    assert isinstance(err.value, Transient)
+    assert_no_secret(str(err.value))
+
+
+async def test_async_silent_server_gives_transient_error(silent: SilentServer) -> None:
+    conn = ChainConnection([silent.url], timeout=0.3)
+    try:
+        with pytest.raises(RpcUnavailable, match="TimeoutError") as err:
+            await conn.connect()
+        assert isinstance(err.value, Transient)
+        assert_no_secret(str(err.value))
+        with pytest.raises(RpcUnavailable):
+            await conn.async_w3.eth.block_number
+    finally:
+        await conn.aclose()
+
+
+async def test_silent_first_url_fails_over_to_anvil(silent: SilentServer, anvil: Anvil) -> None:
+    conn = ChainConnection([silent.url, anvil.url], chain_id=31337, timeout=0.3)
+    try:
+        assert conn.connect_sync() == 31337
+        assert await conn.async_w3.eth.chain_id == 31337
+    finally:
+        await conn.aclose()
+
+
+# ---------------------------------------------------------------------------- redaction
+async def test_no_key_in_any_error_text() -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=429, text=f"rate limited for {request.path}")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    limited = f"http://user:{PASSWORD}@127.0.0.1:{port}/v2/{KEY}"
+    conn = ChainConnection([dead_url(), limited], timeout=2)
+    try:
+        texts = []
+        for attempt in (conn.connect, conn.async_w3.eth.get_block_number):
+            with pytest.raises(RpcUnavailable) as err:
+                await attempt()
+            texts.append(str(err.value))
+        with pytest.raises(RpcUnavailable) as serr:
+            await __import__("asyncio").to_thread(conn.connect_sync)
+        texts.append(str(serr.value))
+        assert any("HTTPError 429" in t for t in texts), texts
+        for t in texts:
+            assert_no_secret(t)
+            assert "127.0.0.1" in t  # the host stays, to tell endpoints apart
+    finally:
+        await conn.aclose()
+        await runner.cleanup()
+
+
+def test_bad_urls_are_invalid_input_without_the_key() -> None:
+    with pytest.raises(InvalidInput, match="at least one RPC URL"):
+        ChainConnection([])
+    with pytest.raises(InvalidInput, match="must be http") as err:
+        ChainConnection([f"ws://user:{PASSWORD}@node.example/v2/{KEY}"])
+    assert_no_secret(str(err.value))
+
+
+# ------------------------------------------------------------------------------ chain id
+async def test_wrong_chain_refused_on_both_sides(anvil: Anvil) -> None:
+    conn = ChainConnection([anvil.url], chain_id=1, timeout=5)
+    try:
+        with pytest.raises(WrongChain, match="serves chain 31337, expected 1") as err:
+            conn.connect_sync()
+        assert isinstance(err.value, Refused)
+        with pytest.raises(WrongChain, match="serves chain 31337, expected 1"):
+            await conn.connect()
+        with pytest.raises(WrongChain):
+            conn.chain_id  # noqa: B018
+    finally:
+        await conn.aclose()
+
+
+def test_chain_id_asked_once(anvil: Anvil) -> None:
+    conn = ChainConnection([anvil.url], chain_id=31337, timeout=5)
+    assert conn.connect_sync() == 31337
+    before = conn.http_requests
+    assert conn.chain_id == 31337 and conn.connect_sync() == 31337
+    assert conn.http_requests == before
