@@ -54,9 +54,13 @@ def _short(value: Any) -> str:
 
 @dataclass
 class Allowlist:
-    """Known (target, selector) pairs, each with the ABI used to decode its calldata."""
+    """Known (target, selector) pairs, each with the ABI used to decode its calldata and,
+    for the bot's scope, the permission whose parameter conditions the arguments must meet
+    (adapters/evm/permissions.py: the table the Roles scope comes from too)."""
 
     entries: dict[tuple[str, bytes], dict[str, Any]] = field(default_factory=dict)
+    grants: dict[tuple[str, bytes], Any] = field(default_factory=dict)  # permissions.Grant
+    context: Any = None  # permissions.Context (the scope's addresses, the Safe if known)
 
     def allow(self, target: str, abi: list[dict[str, Any]], names: Iterable[str]) -> Allowlist:
         from eth_utils.abi import function_abi_to_4byte_selector
@@ -71,7 +75,8 @@ class Allowlist:
             raise ValueError(f"ABI lacks {sorted(wanted - found)}")
         return self
 
-    def decode(self, target: str, data: bytes, operation: int = 0, value: int = 0) -> DecodedCall:
+    def decode(self, target: str, data: bytes, operation: int = 0, value: int = 0,
+               *, avatar: str | None = None) -> DecodedCall:
         if len(data) < 4:
             raise PreflightRefused(f"call to {target} without a function selector")
         key = (to_checksum_address(target), bytes(data[:4]))
@@ -90,6 +95,14 @@ class Allowlist:
             raise PreflightRefused(f"calldata for {abi['name']} does not decode: {exc}") from exc
         if reencoded != bytes(data):
             raise PreflightRefused(f"calldata for {abi['name']} has extra or non-canonical bytes")
+        grant = self.grants.get(key)
+        if grant is not None:
+            from adapters.evm.permissions import check_arguments
+
+            ctx = self.context if avatar is None else replace(self.context, avatar=to_checksum_address(avatar))
+            why = check_arguments(grant, dict(args), ctx)
+            if why is not None:
+                raise PreflightRefused(f"arguments outside the bot's permissions: {why}")
         return DecodedCall(key[0], "0x" + key[1].hex(), str(abi["name"]), dict(args), operation, value)
 
 
@@ -207,12 +220,15 @@ def fork_simulator(fork_url: str, safe: str) -> Callable[[SafeTx], SimulationRes
     """A simulator over an anvil fork at ``fork_url``: snapshot, run, revert."""
 
     def run(tx: SafeTx) -> SimulationResult:
-        w3 = Web3(Web3.HTTPProvider(fork_url, request_kwargs={"timeout": 60}))
-        snap = w3.provider.make_request("evm_snapshot", [])  # type: ignore[arg-type]
+        from adapters.evm.chain import ChainConnection
+
+        fork = ChainConnection([fork_url], timeout=60)
+        snap = fork.rpc("evm_snapshot")
         try:
-            return safe_mod.simulate_on_fork(w3, safe, tx)
+            return safe_mod.simulate_on_fork(fork.w3, safe, tx)
         finally:
-            w3.provider.make_request("evm_revert", [snap["result"]])  # type: ignore[arg-type]
+            fork.rpc("evm_revert", [snap])
+            fork.close()
 
     return run
 
@@ -242,7 +258,7 @@ class BotExecutor:
         if value != 0:
             self._refuse("the bot never sends ether", h)
         try:
-            call = self.allowlist.decode(to, data)
+            call = self.allowlist.decode(to, data, avatar=self.adapter.address)
         except PreflightRefused as exc:
             self._refuse(str(exc), h)
         before = self.adapter.invariants()
@@ -263,29 +279,32 @@ class BotExecutor:
         return call
 
 
-def bot_scope_allowlist(position_manager: str, swap_router: str, tokens: Iterable[str]) -> Allowlist:
-    """The bot's allowlist, mirroring its Roles scope."""
-    from adapters.evm.roles import ERC20_APPROVE_ABI, uniswap_abi
+def bot_scope_allowlist(position_manager: str, swap_router: str, tokens: Iterable[str],
+                        avatar: str | None = None) -> Allowlist:
+    """The bot's allowlist, derived from the permission table its Roles scope comes from:
+    the same (target, selector) pairs and the same parameter conditions (the Safe as
+    recipient is checked when ``avatar`` is given here or by the executor)."""
+    from adapters.evm import permissions as perm
 
-    al = Allowlist()
-    al.allow(position_manager, uniswap_abi("NonfungiblePositionManager"), ["decreaseLiquidity", "collect"])
-    al.allow(swap_router, uniswap_abi("SwapRouter"), ["exactInputSingle"])
-    for t in tokens:
-        al.allow(t, ERC20_APPROVE_ABI, ["approve"])
+    scope = perm.BotScope(position_manager, swap_router, tuple(tokens))
+    al = Allowlist(context=perm.Context(scope, to_checksum_address(avatar) if avatar else None))
+    for g in perm.grants(scope):
+        al.allow(g.target, [g.abi], [g.permission.function])
+        al.grants[(g.target, g.selector)] = g
     return al
 
 
 def roles_setup_allowlist(safe: str, roles: str) -> Allowlist:
-    """What a Roles setup SafeTx may contain: enableModule on the Safe and role scoping."""
+    """What a Roles setup SafeTx may contain: enableModule on the Safe and role scoping
+    (the functions the permission table's setup calls use)."""
     from safe_eth.eth.contracts import get_safe_V1_4_1_contract
 
+    from adapters.evm.permissions import SETUP_FUNCTIONS
     from adapters.evm.roles import roles_artifacts
 
     al = Allowlist()
-    al.allow(safe, [dict(i) for i in get_safe_V1_4_1_contract(Web3()).abi], ["enableModule"])
-    al.allow(roles, roles_artifacts()["Roles"]["abi"], [
-        "assignRoles", "setDefaultRole", "scopeTarget", "allowFunction", "scopeFunction",
-    ])
+    al.allow(safe, [dict(i) for i in get_safe_V1_4_1_contract(Web3()).abi], SETUP_FUNCTIONS["safe"])
+    al.allow(roles, roles_artifacts()["Roles"]["abi"], SETUP_FUNCTIONS["roles"])
     return al
 
 

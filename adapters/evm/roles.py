@@ -5,7 +5,8 @@ Roles is linked against the two libraries here) and the ERC-2470 singleton facto
 keyless deployment transaction from ``@gnosis.pm/zodiac`` (Roles stores scoped conditions
 through that factory). Roles exceeds 24 KiB: anvil needs ``--disable-code-size-limit``.
 
-The bot's role allows only:
+The bot's role allows only (the table in adapters/evm/permissions.py, from which both
+these Roles calls and the pre-flight allowlist are derived):
 - NonfungiblePositionManager.decreaseLiquidity (the NPM itself only lets the Safe touch
   positions it owns or is approved for) and .collect with ``recipient == avatar`` (the Safe);
 - SwapRouter.exactInputSingle with ``recipient == avatar``;
@@ -19,33 +20,30 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.abi import function_abi_to_4byte_selector
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from adapters.anvil import PROJECT_ROOT
+from adapters.evm.permissions import BotScope
+from adapters.evm.tx import TxReverted, TxSender, decode_standard_revert
+from policies.errors import Refused
 
 NODE_MODULES = PROJECT_ROOT / "node_modules"
 SINGLETON_FACTORY = to_checksum_address("0xce0042b868300000d44a59004da54a005ffdcf9f")
 _SINGLETON_DEPLOYER = to_checksum_address("0xBb6e024b9cFFACB947A71991E386681B1Cd1477D")
 _SINGLETON_FUNDING = 24_700_000_000_000_000  # 0.0247 ether: gas 247000 * 100 gwei
 
-# Roles v2 enums (zodiac-roles-deployments: ParameterType, Operator, ExecutionOptions, Status).
-P_NONE, P_STATIC, P_DYNAMIC, P_TUPLE, P_ARRAY, P_CALLDATA = 0, 1, 2, 3, 4, 5
-OP_PASS, OP_AND, OP_OR, OP_MATCHES, OP_EQUAL_TO_AVATAR, OP_EQUAL_TO = 0, 1, 2, 5, 15, 16
-EXEC_NONE = 0
+# Roles v2 Status enum (zodiac-roles-deployments); the other enums are in permissions.py.
 ROLES_STATUS = (
     "Ok", "DelegateCallNotAllowed", "TargetAddressNotAllowed", "FunctionNotAllowed",
     "SendNotAllowed", "OrViolation", "NorViolation", "ParameterNotAllowed",
@@ -74,8 +72,9 @@ ERC20_APPROVE_ABI: list[dict[str, Any]] = [
 ]
 
 
-class RolesError(RuntimeError):
-    """Artifacts missing, or the modifier refused / reverted."""
+class RolesError(Refused):
+    """The modifier refused / reverted, or it cannot be set up as asked (artifacts missing,
+    a role name too long): either way, no scoped call goes out."""
 
 
 def role_key(name: str) -> bytes:
@@ -139,28 +138,27 @@ def linked_roles_bytecode(integrity: str, packer: str) -> str:
     return code
 
 
+def _sender(w3: Web3, account: LocalAccount) -> TxSender:
+    return TxSender(w3, account, decoders=(decode_roles_revert, decode_standard_revert))
+
+
 def _send(w3: Web3, account: LocalAccount, tx: dict[str, Any]) -> Any:
-    tx = dict(tx)
-    tx.setdefault("from", account.address)
-    tx.setdefault("nonce", w3.eth.get_transaction_count(account.address))
-    tx.setdefault("chainId", w3.eth.chain_id)
-    if "gas" not in tx:
-        tx["gas"] = int(w3.eth.estimate_gas(tx) * 12 // 10)  # type: ignore[arg-type]
-    tx.setdefault("gasPrice", w3.eth.gas_price)
-    signed = account.sign_transaction(tx)
-    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
-    if receipt["status"] != 1:
-        raise RolesError(f"transaction {receipt['transactionHash'].hex()} reverted")
-    return receipt
+    """One transaction through the project's sender (adapters/evm/tx.py); RolesError on revert."""
+    try:
+        return _sender(w3, account).send(tx)
+    except TxReverted as exc:
+        raise RolesError(str(exc)) from None
 
 
 def ensure_singleton_factory(w3: Web3, funder: LocalAccount) -> str:
     """Put the ERC-2470 factory at its canonical address (no-op where it exists)."""
     if w3.eth.get_code(SINGLETON_FACTORY):
         return SINGLETON_FACTORY
-    _send(w3, funder, {"to": _SINGLETON_DEPLOYER, "value": _SINGLETON_FUNDING, "gas": 21000})
-    tx_hash = w3.eth.send_raw_transaction(singleton_factory_tx())
-    w3.eth.wait_for_transaction_receipt(tx_hash)
+    _send(w3, funder, {"to": _SINGLETON_DEPLOYER, "value": _SINGLETON_FUNDING})
+    try:  # keyless: signed once by its publisher, with its own gas and price
+        _sender(w3, funder).send_raw(singleton_factory_tx())
+    except TxReverted as exc:
+        raise RolesError(f"ERC-2470 deployment: {exc}") from None
     if not w3.eth.get_code(SINGLETON_FACTORY):
         raise RolesError("ERC-2470 singleton factory did not deploy at its canonical address")
     return SINGLETON_FACTORY
@@ -185,7 +183,7 @@ def deploy_roles(w3: Web3, deployer_key: str, owner: str, avatar: str, target: s
     data = factory.constructor(
         to_checksum_address(owner), to_checksum_address(avatar), to_checksum_address(target)
     ).data_in_transaction
-    receipt = _send(w3, account, {"data": data, "gas": 12_000_000})
+    receipt = _send(w3, account, {"data": data})
     return to_checksum_address(receipt["contractAddress"])
 
 
@@ -206,79 +204,23 @@ def selector(contract: Contract | type[Contract], fn_name: str) -> bytes:
     return bytes(function_abi_to_4byte_selector(matches[0]))
 
 
-def _cond(parent: int, param_type: int, operator: int, comp: bytes = b"") -> tuple[int, int, int, bytes]:
-    return (parent, param_type, operator, comp)
-
-
-@dataclass(frozen=True)
-class BotScope:
-    """What the bot's role may do, as concrete addresses."""
-
-    position_manager: str
-    swap_router: str
-    tokens: tuple[str, ...]
-
-
 def scope_calls(
     w3: Web3, roles: str, bot: str, key: bytes, scope: BotScope
 ) -> list[tuple[str, bytes]]:
-    """The Roles calls (target, calldata) that give ``bot`` exactly the bot scope.
+    """The Roles calls (target, calldata) that give ``bot`` exactly the bot scope, derived
+    from the permission table (adapters/evm/permissions.py).
 
     Sent by the Roles owner (the Safe), batched with enableModule in one MultiSendCallOnly.
     """
+    from adapters.evm.permissions import roles_scope_calls
+
     r = w3.eth.contract(address=to_checksum_address(roles), abi=roles_artifacts()["Roles"]["abi"])
-    npm = w3.eth.contract(address=to_checksum_address(scope.position_manager), abi=uniswap_abi("NonfungiblePositionManager"))
-    router = w3.eth.contract(address=to_checksum_address(scope.swap_router), abi=uniswap_abi("SwapRouter"))
-    erc20 = w3.eth.contract(abi=ERC20_APPROVE_ABI)
-
-    def enc(fn: Any) -> bytes:
-        return bytes(HexBytes(fn._encode_transaction_data()))
-
-    calls: list[tuple[str, bytes]] = [
-        (roles, enc(r.functions.assignRoles(to_checksum_address(bot), [key], [True]))),
-        (roles, enc(r.functions.setDefaultRole(to_checksum_address(bot), key))),
-        (roles, enc(r.functions.scopeTarget(key, npm.address))),
-        (roles, enc(r.functions.allowFunction(key, npm.address, selector(npm, "decreaseLiquidity"), EXEC_NONE))),
-    ]
-    # collect((tokenId, recipient, amount0Max, amount1Max)): recipient must be the avatar.
-    collect = [
-        _cond(0, P_CALLDATA, OP_MATCHES),
-        _cond(0, P_TUPLE, OP_MATCHES),
-        _cond(1, P_STATIC, OP_PASS),
-        _cond(1, P_STATIC, OP_EQUAL_TO_AVATAR),
-        _cond(1, P_STATIC, OP_PASS),
-        _cond(1, P_STATIC, OP_PASS),
-    ]
-    calls.append((roles, enc(r.functions.scopeFunction(key, npm.address, selector(npm, "collect"), collect, EXEC_NONE))))
-    # exactInputSingle((tokenIn, tokenOut, fee, recipient, deadline, amountIn, amountOutMin, sqrtPriceLimitX96))
-    swap = [_cond(0, P_CALLDATA, OP_MATCHES), _cond(0, P_TUPLE, OP_MATCHES)]
-    swap += [_cond(1, P_STATIC, OP_EQUAL_TO_AVATAR if i == 3 else OP_PASS) for i in range(8)]
-    calls.append((roles, enc(r.functions.scopeTarget(key, router.address))))
-    calls.append((roles, enc(r.functions.scopeFunction(key, router.address, selector(router, "exactInputSingle"), swap, EXEC_NONE))))
-    # approve(spender in {NPM, router}, any amount) on each token.
-    approve = [
-        _cond(0, P_CALLDATA, OP_MATCHES),
-        _cond(0, P_NONE, OP_OR),
-        _cond(0, P_STATIC, OP_PASS),
-        _cond(1, P_STATIC, OP_EQUAL_TO, abi_encode(["address"], [npm.address])),
-        _cond(1, P_STATIC, OP_EQUAL_TO, abi_encode(["address"], [router.address])),
-    ]
-    approve_sel = selector(erc20, "approve")
-    for token in scope.tokens:
-        t = to_checksum_address(token)
-        calls.append((roles, enc(r.functions.scopeTarget(key, t))))
-        calls.append((roles, enc(r.functions.scopeFunction(key, t, approve_sel, approve, EXEC_NONE))))
-    return calls
+    return roles_scope_calls(r, bot, key, scope)
 
 
-def decode_roles_error(w3: Web3, exc: Exception) -> str:
-    """Name a Roles revert: ConditionViolation(status) -> its Status name, else the error."""
-    data = None
-    if isinstance(exc, ContractCustomError | ContractLogicError):
-        data = exc.data if isinstance(exc.data, str) else None
-    if not data:
-        return str(exc).splitlines()[0][:200]
-    raw = bytes.fromhex(data[2:]) if data.startswith("0x") else b""
+def decode_roles_revert(raw: bytes) -> str | None:
+    """Name a Roles v2 custom error from revert data: ConditionViolation(status) -> its
+    Status name; None when the data is not a Roles error."""
     for item in roles_artifacts()["Roles"]["abi"]:
         if item.get("type") != "error":
             continue
@@ -289,7 +231,18 @@ def decode_roles_error(w3: Web3, exc: Exception) -> str:
                 name = ROLES_STATUS[status] if status < len(ROLES_STATUS) else str(status)
                 return f"ConditionViolation({name})"
             return str(item["name"])
-    return f"revert 0x{raw[:4].hex()}"
+    return None
+
+
+def decode_roles_error(w3: Web3, exc: Exception) -> str:
+    """Name a Roles revert: ConditionViolation(status) -> its Status name, else the error."""
+    data = None
+    if isinstance(exc, ContractCustomError | ContractLogicError):
+        data = exc.data if isinstance(exc.data, str) else None
+    if not data:
+        return str(exc).splitlines()[0][:200]
+    raw = bytes.fromhex(data[2:]) if data.startswith("0x") else b""
+    return decode_roles_revert(raw) or decode_standard_revert(raw) or f"revert 0x{raw[:4].hex()}"
 
 
 class RolesExecutor:
@@ -300,6 +253,7 @@ class RolesExecutor:
         self.roles = w3.eth.contract(address=to_checksum_address(roles), abi=roles_artifacts()["Roles"]["abi"])
         self._account: LocalAccount = Account.from_key(bot_key)
         self.key = key
+        self.sender = _sender(w3, self._account)
 
     @property
     def address(self) -> ChecksumAddress:
@@ -318,28 +272,20 @@ class RolesExecutor:
             raise RolesError(decode_roles_error(self.w3, exc)) from exc
 
     def execute(self, to: str, data: bytes, value: int = 0, operation: int = 0) -> Any:
-        """Simulate, then send; returns the receipt (status 1) or raises RolesError."""
+        """Simulate, then send through the project's sender (gas = estimate x1.25 + 50k: the
+        including block can cost more than the state the estimate ran on, e.g. a pool's
+        oracle write once the timestamp moved on); the receipt (status 1) or RolesError."""
         self.simulate(to, data, value, operation)
         fn = self._fn(to, data, value, operation)
-        # The estimate is exact for the state it ran on; the block that includes the tx can
-        # cost more (e.g. a pool's oracle write when the timestamp moved on), so leave room.
-        gas = fn.estimate_gas({"from": self.address})
-        tx = fn.build_transaction(
-            {"from": self.address, "nonce": self.w3.eth.get_transaction_count(self.address),
-             "gas": gas * 5 // 4 + 50_000}
-        )
-        signed = self._account.sign_transaction(tx)
-        receipt = self.w3.eth.wait_for_transaction_receipt(
-            self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        )
-        if receipt["status"] != 1:
-            raise RolesError(f"execTransactionWithRole reverted in tx {receipt['transactionHash'].hex()}")
-        return receipt
+        try:
+            return self.sender.call(fn)
+        except TxReverted as exc:
+            raise RolesError(f"execTransactionWithRole {exc}") from None
 
     def send_unchecked(self, to: str, data: bytes, value: int = 0, operation: int = 0) -> Any:
-        """Send without simulating (tests use it to show the chain itself reverts)."""
-        tx = self._fn(to, data, value, operation).build_transaction(
-            {"from": self.address, "nonce": self.w3.eth.get_transaction_count(self.address), "gas": 1_000_000}
-        )
-        signed = self._account.sign_transaction(tx)
+        """Send without simulating (tests use it to show the chain itself reverts): a fixed
+        gas limit, since an estimate would refuse it before it reaches the chain."""
+        fn = self._fn(to, data, value, operation)
+        built = self.sender.build({"to": fn.address, "data": fn._encode_transaction_data(), "gas": 1_000_000})
+        signed = self._account.sign_transaction(built)
         return self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_raw_transaction(signed.raw_transaction))

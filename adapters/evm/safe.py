@@ -19,16 +19,19 @@ from typing import Any, Protocol
 
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_defunct, encode_typed_data
-from eth_typing import URI, ChecksumAddress, HexAddress, HexStr
+from eth_typing import ChecksumAddress, HexAddress, HexStr
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
-from safe_eth.eth import EthereumClient
 from safe_eth.eth.contracts import get_safe_V1_4_1_contract
 from safe_eth.safe import Safe, SafeOperationEnum, SafeTx
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 from web3.types import BlockIdentifier
+
+from adapters.evm.chain import ChainConnection, FailoverHTTPProvider
+from adapters.evm.tx import TxReverted, TxSender, decode_standard_revert
+from policies.errors import Refused
 
 EIP1271_MAGIC = bytes.fromhex("1626ba7e")  # isValidSignature(bytes32,bytes)
 NULL_ADDRESS = ChecksumAddress(HexAddress(HexStr("0x0000000000000000000000000000000000000000")))
@@ -69,7 +72,7 @@ GS_REASONS = {
 }
 
 
-class SafeError(RuntimeError):
+class SafeError(Refused):
     """The Safe refused, or answered something we cannot trust."""
 
 
@@ -141,6 +144,16 @@ def pack_signatures(signed: list[tuple[str, bytes]]) -> bytes:
     return b"".join(sig for _, sig in ordered)
 
 
+def decode_safe_revert(raw: bytes) -> str | None:
+    """A Safe GSxxx revert (Error(string) "GS013" ...) explained; None for anything else."""
+    from adapters.evm.tx import decode_standard_revert
+
+    message = decode_standard_revert(raw) if raw[:4] == bytes.fromhex("08c379a0") else None
+    if message and message in GS_REASONS:
+        return f"{message}: {GS_REASONS[message]}"
+    return None
+
+
 def revert_reason(exc: Exception) -> str:
     """A one-line reason from a reverted call, with the Safe's GSxxx code explained."""
     text = str(exc)
@@ -203,22 +216,44 @@ class SafeReads(Protocol):
 
 
 class SafeAdapter:
-    """A Safe 1.4.1 on one chain (sync web3; the daemon calls it from a thread)."""
+    """A Safe 1.4.1 on one chain (sync web3; the daemon calls it from a thread).
 
-    def __init__(self, w3: Web3, address: str, rpc_url: str | None = None) -> None:
+    Built from a ChainConnection (adapters/evm/chain.py: every URL, failover, timeout, the
+    chain id checked) with ``from_connection``; ``SafeAdapter(w3, address, url)`` wraps a
+    single-URL connection around a Web3 that tests and dev chains already hold."""
+
+    def __init__(
+        self, w3: Web3, address: str, rpc_url: str | None = None, *, connection: ChainConnection | None = None
+    ) -> None:
         self.w3 = w3
         self.address = to_checksum_address(address)
         if not w3.eth.get_code(self.address):
             raise SafeError(f"no contract at Safe address {self.address}")
-        self.chain_id = int(w3.eth.chain_id)
-        url = rpc_url or getattr(w3.provider, "endpoint_uri", None)
-        if not url:
-            raise SafeError("an HTTP RPC URL is needed for safe-eth-py")
-        self.rpc_url = str(url)
-        self.client = EthereumClient(URI(self.rpc_url))
+        if connection is None:
+            provider = w3.provider
+            if rpc_url is None and isinstance(provider, FailoverHTTPProvider):
+                urls = list(provider.urls)
+            else:
+                url = rpc_url or getattr(provider, "endpoint_uri", None)
+                if not url:
+                    raise SafeError("an HTTP RPC URL is needed for safe-eth-py")
+                urls = [str(url)]
+            connection = ChainConnection(urls)
+            connection.check_chain_id(int(w3.eth.chain_id))
+        self.connection = connection
+        self.chain_id = connection.chain_id
+        self.rpc_urls = list(connection.urls)
+        self.rpc_url = self.rpc_urls[0]
+        self.client = connection.ethereum_client()
         self.safe = Safe(self.address, self.client)  # type: ignore[abstract]
         self.contract = get_safe_V1_4_1_contract(w3, self.address)
         self.fallback = w3.eth.contract(address=self.address, abi=_FALLBACK_ABI)
+
+    @classmethod
+    def from_connection(cls, connection: ChainConnection, address: str) -> SafeAdapter:
+        """The Safe at ``address`` over every URL of ``connection`` (chain id checked)."""
+        connection.connect_sync()
+        return cls(connection.w3, address, connection=connection)
 
     # -- reads --------------------------------------------------------------------------
     def owners(self) -> list[str]:
@@ -399,6 +434,7 @@ class SimulationResult:
     reason: str
 
 
+_DECODERS = (decode_safe_revert, decode_standard_revert)
 EXECUTION_SUCCESS_TOPIC = keccak(text="ExecutionSuccess(bytes32,uint256)")
 
 
@@ -424,8 +460,7 @@ def simulate_on_fork(fork_w3: Web3, safe: str, tx: SafeTx) -> SimulationResult:
             rpc("anvil_setBalance", [owner, hex(10**20)])  # type: ignore[arg-type]
         executor = signers[0]
         for owner in signers[1:]:
-            h = fork.contract.functions.approveHash(safe_tx_hash).transact({"from": owner})
-            fork_w3.eth.wait_for_transaction_receipt(h)
+            TxSender(fork_w3, owner, decoders=_DECODERS).call(fork.contract.functions.approveHash(safe_tx_hash))
         signatures = b"".join(
             bytes.fromhex(owner[2:].lower()).rjust(32, b"\0") + b"\0" * 32 + b"\x01" for owner in signers
         )
@@ -437,7 +472,10 @@ def simulate_on_fork(fork_w3: Web3, safe: str, tx: SafeTx) -> SimulationResult:
             fn.call({"from": executor})
         except ContractLogicError as exc:
             return SimulationResult(False, 0, before, before, revert_reason(exc))
-        receipt = fork_w3.eth.wait_for_transaction_receipt(fn.transact({"from": executor, "gas": 15_000_000}))
+        try:
+            receipt = TxSender(fork_w3, executor, decoders=_DECODERS).call(fn)
+        except TxReverted as exc:
+            return SimulationResult(False, 0, before, before, exc.reason)
     finally:  # never leave owners impersonated on the fork, whatever happened
         for owner in signers:
             rpc("anvil_stopImpersonatingAccount", [owner])  # type: ignore[arg-type]

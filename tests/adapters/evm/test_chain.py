@@ -16,6 +16,8 @@ from adapters.evm.chain import ChainConnection, WrongChain
 from adapters.evm.rpc import RpcError, RpcUnavailable
 from policies.errors import InvalidInput, Refused, Transient
 
+pytestmark = pytest.mark.chain
+
 KEY = "k3y5ecretAPIKEY0123"
 PASSWORD = "hunter2pw"
 
