@@ -16,33 +16,30 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
-from bot.db import open_engine
-from bot.db.migrate import upgrade
+from bot.db import open_engine, session_scope
 from bot.db.models import AuditEvent, OverrideRecord, PolicyApproval
 from bot.db.types import utcnow as _now
+from policies.errors import Refused
 
 __all__ = ["EVENTS", "AlreadyApplied", "AuditEvent", "AuditStore", "OverrideRecord",
-           "PolicyApproval", "make_engine", "make_engine_tables"]
+           "PolicyApproval"]
 
 EVENTS = ("proposal", "signature", "verification", "refusal", "application", "approval")
 
 
-class AlreadyApplied(Exception):
+class AlreadyApplied(Refused):
     """The override's hash or nonce was applied before."""
 
 
-def make_engine(url: str) -> Engine:
-    """The bot's engine (bot.db) with the schema migrated to head."""
-    return open_engine(url)
-
-
 class AuditStore:
-    def __init__(self, engine_or_url: Engine | str) -> None:
-        self.engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
-        if not isinstance(engine_or_url, str):
-            make_engine_tables(self.engine)
+    """Repository of the audit trail, applied overrides and policy approvals. Like every
+    store: built on an engine from ``bot.db.open_engine`` (schema migrated to head) or a URL
+    it opens so; every unit of work is one ``bot.db.session_scope``."""
+
+    def __init__(self, db: Engine | str) -> None:
+        self.engine = open_engine(db) if isinstance(db, str) else db
 
     # -- events -----------------------------------------------------------------------------
     def record(
@@ -69,10 +66,8 @@ class AuditStore:
             reason=reason,
             detail=json.dumps(detail or {}, sort_keys=True, default=str),
         )
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             session.add(row)
-            session.commit()
-            session.refresh(row)
         return row
 
     def events(
@@ -83,18 +78,18 @@ class AuditStore:
             stmt = stmt.where(AuditEvent.subject_hash == _hex(subject_hash))
         if event is not None:
             stmt = stmt.where(AuditEvent.event == event)
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             return list(session.exec(stmt).all())
 
     # -- overrides ----------------------------------------------------------------------------
     def override_by_hash(self, override_hash: bytes | str) -> OverrideRecord | None:
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             return session.exec(
                 select(OverrideRecord).where(OverrideRecord.override_hash == _hex(override_hash))
             ).first()
 
     def override_by_nonce(self, chain_id: int, safe: str, nonce: int) -> OverrideRecord | None:
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             return session.exec(
                 select(OverrideRecord).where(
                     OverrideRecord.chain_id == chain_id,
@@ -104,7 +99,7 @@ class AuditStore:
             ).first()
 
     def next_override_nonce(self, chain_id: int, safe: str) -> int:
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             rows = session.exec(
                 select(OverrideRecord.nonce).where(
                     OverrideRecord.chain_id == chain_id, OverrideRecord.safe == safe
@@ -114,21 +109,18 @@ class AuditStore:
 
     def apply_override(self, record: OverrideRecord) -> OverrideRecord:
         """Insert atomically; the unique constraints make a second application fail."""
-        with Session(self.engine) as session:
-            session.add(record)
-            try:
-                session.commit()
-            except IntegrityError as exc:
-                session.rollback()
-                raise AlreadyApplied(
-                    f"override {record.override_hash} or nonce {record.nonce} already applied"
-                ) from exc
-            session.refresh(record)
+        try:
+            with session_scope(self.engine) as session:
+                session.add(record)
+        except IntegrityError as exc:
+            raise AlreadyApplied(
+                f"override {record.override_hash} or nonce {record.nonce} already applied"
+            ) from exc
         return record
 
     def active_overrides(self, chain_id: int, safe: str, now: int) -> list[OverrideRecord]:
         """Applied overrides not yet expired at unix time ``now``."""
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             rows = session.exec(
                 select(OverrideRecord)
                 .where(
@@ -142,7 +134,7 @@ class AuditStore:
 
     # -- policy approvals -----------------------------------------------------------------
     def save_policy_approval(self, approval: PolicyApproval) -> PolicyApproval:
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             existing = session.exec(
                 select(PolicyApproval).where(
                     PolicyApproval.chain_id == approval.chain_id,
@@ -157,24 +149,17 @@ class AuditStore:
                 existing.approved_at = _now()
                 approval = existing
             session.add(approval)
-            session.commit()
-            session.refresh(approval)
         return approval
 
     def policy_approvals(self, chain_id: int, safe: str) -> list[PolicyApproval]:
         """Approvals for this Safe, newest first."""
-        with Session(self.engine) as session:
+        with session_scope(self.engine) as session:
             rows = session.exec(
                 select(PolicyApproval)
                 .where(PolicyApproval.chain_id == chain_id, PolicyApproval.safe == safe)
                 .order_by(col(PolicyApproval.approved_at).desc(), col(PolicyApproval.id).desc())
             ).all()
         return list(rows)
-
-
-def make_engine_tables(engine: Engine) -> None:
-    """Migrate ``engine``'s database to head (every table, not only ours)."""
-    upgrade(engine)
 
 
 def _hex(value: bytes | str) -> str:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.errors import UserError
+from bot.errors import LphedgeError, Transient, UserError
 from bot.observe.errors import ObserveError
 from bot.positions import PositionRow, read_positions
 from bot.settings import load_settings
@@ -43,11 +43,13 @@ FLAGS = {
 }
 
 
-def as_flag_error(exc: ObserveError) -> UserError:
-    """The observer's error, with the field it names spelled as the command's flag."""
+def as_flag_error(exc: ObserveError) -> LphedgeError:
+    """The observer's error, with the field it names spelled as the command's flag; the
+    branch is kept (an unreachable RPC stays Transient, a bad address InvalidInput)."""
+    cls: type[LphedgeError] = Transient if exc.transient else UserError
     if exc.field is None:
-        return UserError(exc.problem)
-    return UserError(f"{FLAGS.get(exc.field, exc.field)}: {exc.problem}")
+        return cls(exc.problem)
+    return cls(f"{FLAGS.get(exc.field, exc.field)}: {exc.problem}")
 
 
 def render_table(rows: list[PositionRow], title: str) -> Table:
@@ -109,9 +111,9 @@ def register(app: typer.Typer) -> None:
         except ObserveError as exc:
             raise as_flag_error(exc) from None
         if record and rows:
-            from bot.store import make_engine, record_positions
+            from bot.store import PositionStore
 
-            record_positions(make_engine(settings.sqlalchemy_url), chain, [(r.position, r.metrics) for r in rows])
+            PositionStore(settings.sqlalchemy_url).record(chain, [(r.position, r.metrics) for r in rows])
         if as_json:
             json.dump([r.to_json() for r in rows], sys.stdout, indent=2)
             sys.stdout.write("\n")

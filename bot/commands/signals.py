@@ -145,10 +145,13 @@ def register(app: typer.Typer) -> None:
         previous: dict[str, Level | None] = {}
         if not no_state:
             from bot import market_store
+            from bot.db import open_engine
 
             try:
-                engine = market_store.make_engine(db_url)
+                engine = open_engine(db_url)
                 previous = market_store.load_levels(engine, at, STATE_MAX_AGE_S)
+            except UserError:  # open_engine's one line already names the (safe) URL
+                raise
             except Exception as exc:
                 raise UserError(f"database {safe_db_url(db_url)}: "
                                 f"{' '.join(str(exc).split())[:200]}") from None

@@ -99,7 +99,8 @@ def make_engine(url: str | URL) -> Engine:
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error, always close."""
-    session = Session(engine)
+    # rows stay readable after the scope (repositories return them): no expiry on commit
+    session = Session(engine, expire_on_commit=False)
     try:
         yield session
         session.commit()

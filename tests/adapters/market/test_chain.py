@@ -16,6 +16,7 @@ from adapters.market.base import Reading
 from adapters.market.stables import ChainlinkFeed, UniswapStablePool, pool_price, to_peg_quote
 from adapters.market.tvl import PoolTvl
 from bot import market_store
+from bot.db import open_engine
 from policies import signals as S
 from policies.types import Level
 from tests.support.solc import compile_contract
@@ -178,7 +179,7 @@ async def test_uniswap_stable_pool_price_and_depeg(sigchain, stable_pool):
 
 async def test_pool_tvl_exact_and_48h_drop_in_store(sigchain, stable_pool):
     pool, _a, _b, t0, t1 = stable_pool
-    engine = market_store.make_engine("sqlite://")
+    engine = open_engine("sqlite://")
     tvl = PoolTvl(aw3(sigchain), pool, "sUSDC/sUSDT/500")
     now = chain_now(sigchain)
     p0 = Reading("p0", 0.999, now, "test", 3600)

@@ -16,8 +16,9 @@ import pytest
 from sqlmodel import Session, select
 
 from adapters.anvil import free_port
+from bot.db import open_engine
 from bot.devchain import DevChain
-from bot.store import PositionSnapshot, WatchedPosition, make_engine
+from bot.store import PositionSnapshot, WatchedPosition
 
 LPHEDGE = [sys.executable, "-m", "bot.cli"]
 
@@ -58,7 +59,7 @@ def test_record_stores_exact_snapshots(devchain: DevChain, tmp_path: Path) -> No
     out = run(*base_args(devchain), "--record", env={"LPHEDGE_DB_PATH": str(db)})
     assert out.returncode == 0, out.stderr
     rows = json.loads(run(*base_args(devchain), "--json").stdout)
-    with Session(make_engine(f"sqlite:///{db}")) as s:
+    with Session(open_engine(f"sqlite:///{db}")) as s:
         snaps = {int(x.token_id): x for x in s.exec(select(PositionSnapshot)).all()}
         watched = s.exec(select(WatchedPosition)).all()
     assert len(watched) == len(rows)

@@ -134,7 +134,8 @@ async def test_signals_json_end_to_end(tmp_path, sigchain):
     assert eth["reason"].startswith("term_structure crisis: backwardation")
     # hysteresis state was stored and is read back on the next run
     from bot import market_store
-    levels = market_store.load_levels(market_store.make_engine(f"sqlite:///{tmp_path}/state.db"))
+    from bot.db import open_engine
+    levels = market_store.load_levels(open_engine(f"sqlite:///{tmp_path}/state.db"))
     assert levels["ETH:funding"].name == "CRISIS" and levels["USDC:depeg"].name == "ELEVATED"
 
 
@@ -391,9 +392,10 @@ tvl_pools = [{{label = "tUSDC/tUSDT/500", address = "{pool}", feed0 = "{feeds[0]
     first = await tvl_signal()
     # and the signal itself: not enough history yet -> unknown with the reason
     from bot import market_store
+    from bot.db import open_engine
     from policies import signals as S
 
-    engine = market_store.make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    engine = open_engine(f"sqlite:///{tmp_path / 'state.db'}")
     series = market_store.tvl_series(engine, "tvl:tUSDC/tUSDT/500", 0)
     assert series == [(first["as_of"], first["value"])]
     assert first["signal"]["level"] == "unknown"

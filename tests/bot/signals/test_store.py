@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot import market_store
+from bot.db import open_engine
 from policies import signals as S
 from policies.types import Level
 
@@ -10,7 +11,7 @@ T = 1_700_000_000
 
 
 def test_unknown_run_keeps_the_last_known_level_for_a_day():
-    engine = market_store.make_engine("sqlite://")
+    engine = open_engine("sqlite://")
     market_store.save_levels(engine, {"ETH:funding": Level.CRISIS, "ETH:depeg": None}, T)
     market_store.save_levels(engine, {"ETH:funding": None}, T + 600)  # venue hiccup
     assert market_store.load_levels(engine) == {"ETH:funding": Level.CRISIS,
@@ -27,7 +28,7 @@ def test_hysteresis_survives_an_unknown_run():
     """CRISIS held inside its band (score 2.45 >= 2.50 - 0.10), one unknown run, then the
     same score: still CRISIS. Resetting the state on the unknown run gave STRESS."""
     th = S.FundingConfig().absolute
-    engine = market_store.make_engine("sqlite://")
+    engine = open_engine("sqlite://")
     held = S.classify(2.45, th, Level.CRISIS)
     assert held is Level.CRISIS and S.classify(2.45, th, None) is Level.STRESS
     market_store.save_levels(engine, {"ETH:funding": held}, T)
@@ -37,7 +38,7 @@ def test_hysteresis_survives_an_unknown_run():
 
 
 def test_tvl_samples_idempotent_and_ordered():
-    engine = market_store.make_engine("sqlite://")
+    engine = open_engine("sqlite://")
     for ts, v in ((T + 7200, 3.0), (T, 1.0), (T + 3600, 2.0)):
         assert market_store.record_tvl(engine, "tvl:x", ts, v, "test") is True
     assert market_store.record_tvl(engine, "tvl:x", T, 9.0, "test") is False  # kept first
