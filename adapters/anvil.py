@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.redact import redact_urls
+from policies.errors import ErrorFamily, InvalidInput, Transient
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,8 +43,16 @@ ANVIL_KEYS = (
 )
 
 
-class AnvilError(RuntimeError):
-    """anvil could not be found or did not come up."""
+class AnvilError(ErrorFamily):
+    """anvil could not be found (``AnvilNotFound``) or failed (``AnvilFailed``)."""
+
+
+class AnvilNotFound(AnvilError, InvalidInput):
+    """The anvil binary is not installed where we look: the operator must install it."""
+
+
+class AnvilFailed(AnvilError, Transient):
+    """anvil did not come up, exited, or answered a call with an error."""
 
 
 def find_anvil() -> str:
@@ -56,7 +65,7 @@ def find_anvil() -> str:
     found = shutil.which("anvil")
     if found:
         return found
-    raise AnvilError("anvil not found: run `make bootstrap` (npm ci installs @foundry-rs/anvil)")
+    raise AnvilNotFound("anvil not found: run `make bootstrap` (npm ci installs @foundry-rs/anvil)")
 
 
 def free_port() -> int:
@@ -73,7 +82,7 @@ def _rpc(url: str, method: str, params: list[object] | None = None, timeout: flo
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         out = json.loads(resp.read())
     if "error" in out:
-        raise AnvilError(f"{method}: {out['error']}")
+        raise AnvilFailed(f"{method}: {out['error']}")
     return out.get("result")
 
 
@@ -186,14 +195,14 @@ class Anvil:
                 err = (self.process.stderr.read() if self.process.stderr else b"").decode()
                 code = self.process.returncode
                 self.stop()
-                raise AnvilError(f"anvil exited with {code}: {redact_urls(err.strip())[:300]}")
+                raise AnvilFailed(f"anvil exited with {code}: {redact_urls(err.strip())[:300]}")
             try:
                 _rpc(self.url, "eth_chainId", timeout=0.5)
                 return self
             except (OSError, urllib.error.URLError, AnvilError):
                 time.sleep(0.05)
         self.stop()
-        raise AnvilError(f"anvil did not answer on {self.url} within {timeout:.0f}s")
+        raise AnvilFailed(f"anvil did not answer on {self.url} within {timeout:.0f}s")
 
     def rpc(self, method: str, params: list[object] | None = None) -> object:
         return _rpc(self.url, method, params, timeout=30.0)
@@ -210,7 +219,7 @@ class Anvil:
             out = sorted(json.loads(resp.read()), key=lambda r: r["id"])
         for r in out:
             if "error" in r:
-                raise AnvilError(f"{calls[r['id']][0]}: {r['error']}")
+                raise AnvilFailed(f"{calls[r['id']][0]}: {r['error']}")
         return [r.get("result") for r in out]
 
     def stop(self) -> None:

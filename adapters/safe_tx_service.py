@@ -17,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import Hash32
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
+from requests import RequestException
 from safe_eth.eth import EthereumNetwork
 from safe_eth.eth.eip712 import eip712_encode_hash
 from safe_eth.safe import SafeTx
@@ -27,14 +28,31 @@ from safe_eth.safe.api.transaction_service_api.transaction_service_messages impo
 )
 
 from adapters.evm.safe import SafeAdapter, local_safe_tx_hash, recover_safe_signer
+from adapters.redact import redact_urls
+from policies.errors import ErrorFamily, Refused, Transient
 
 
-class TxServiceError(RuntimeError):
-    """The service refused a request or could not be reached."""
+class TxServiceError(ErrorFamily):
+    """The service refused a request (``TxServiceRefused``, ``ForgedAnswer``) or could not be
+    reached (``TxServiceUnavailable``); catch this to handle both."""
 
 
-class ForgedAnswer(TxServiceError):
+class TxServiceRefused(TxServiceError, Refused):
+    """The service refused a request, or has not what was asked."""
+
+
+class TxServiceUnavailable(TxServiceError, Transient):
+    """The service could not be reached or timed out: ask again later."""
+
+
+class ForgedAnswer(TxServiceError, Refused):
     """The service's answer does not match what its own fields hash to."""
+
+
+def _unavailable(exc: RequestException) -> TxServiceUnavailable:
+    """Connection refused, timeout, DNS: one line, URLs (which may carry a key) redacted."""
+    return TxServiceUnavailable(f"transaction service unreachable: {type(exc).__name__}: "
+                                f"{redact_urls(str(exc))}")
 
 
 @dataclass(frozen=True)
@@ -77,7 +95,7 @@ class SafeTxServiceClient:
         self.safe = safe
         network = _network(safe.chain_id)
         if network.value != safe.chain_id:
-            raise TxServiceError(f"chain {safe.chain_id} unknown to safe-eth-py; hashes cannot be checked")
+            raise TxServiceRefused(f"chain {safe.chain_id} unknown to safe-eth-py; hashes cannot be checked")
         self.api = TransactionServiceApi(
             network, ethereum_client=safe.client, base_url=base_url.rstrip("/"), api_key=api_key
         )
@@ -92,19 +110,23 @@ class SafeTxServiceClient:
                 to_checksum_address(delegate), owner.address, label, bytes(signature), self.safe.address
             )
         except SafeAPIException as exc:
-            raise TxServiceError(str(exc)) from exc
+            raise TxServiceRefused(str(exc)) from exc
+        except RequestException as exc:
+            raise _unavailable(exc) from exc
 
     def propose(self, tx: SafeTx, proposer: LocalAccount, origin: str = "lphedge") -> bytes:
         """Post a SafeTx signed by ``proposer`` (a delegate: its signature does not count)."""
         h = local_safe_tx_hash(tx)
         if h != bytes(tx.safe_tx_hash):
-            raise TxServiceError("local SafeTx hashes disagree; refusing to propose")
+            raise TxServiceRefused("local SafeTx hashes disagree; refusing to propose")
         tx.signatures = b""
         tx.sign(proposer.key.hex())
         try:
             self.api.post_transaction(tx)
         except SafeAPIException as exc:
-            raise TxServiceError(str(exc)) from exc
+            raise TxServiceRefused(str(exc)) from exc
+        except RequestException as exc:
+            raise _unavailable(exc) from exc
         return h
 
     def confirm(self, safe_tx_hash: bytes, owner: LocalAccount) -> None:
@@ -113,7 +135,9 @@ class SafeTxServiceClient:
         try:
             self.api.post_signatures(safe_tx_hash, bytes(sig))
         except SafeAPIException as exc:
-            raise TxServiceError(str(exc)) from exc
+            raise TxServiceRefused(str(exc)) from exc
+        except RequestException as exc:
+            raise _unavailable(exc) from exc
 
     # -- reads ----------------------------------------------------------------------------
     def get(self, safe_tx_hash: bytes) -> ServiceTx:
@@ -124,12 +148,14 @@ class SafeTxServiceClient:
         except SafeAPIException as exc:
             if "doesn't match" in str(exc):
                 raise ForgedAnswer(str(exc)) from exc
-            raise TxServiceError(str(exc)) from exc
+            raise TxServiceRefused(str(exc)) from exc
+        except RequestException as exc:
+            raise _unavailable(exc) from exc
         except (AssertionError, KeyError, TypeError, ValueError) as exc:  # safe-eth-py parsing a hostile answer
             raise ForgedAnswer(f"malformed answer: {exc!r}") from exc
         matches = [r for r in raw if str(r.get("safeTxHash", "")).lower() == "0x" + safe_tx_hash.hex()]
         if len(matches) != 1:
-            raise TxServiceError(f"service has no transaction 0x{safe_tx_hash.hex()} for {self.safe.address}")
+            raise TxServiceRefused(f"service has no transaction 0x{safe_tx_hash.hex()} for {self.safe.address}")
         return self._verify(matches[0], expected_hash=safe_tx_hash)
 
     def pending(self, nonce_gte: int | None = None) -> list[ServiceTx]:
@@ -140,7 +166,9 @@ class SafeTxServiceClient:
                 self.safe.address, executed="false", nonce__gte=start, ordering="nonce"  # type: ignore[arg-type]
             )
         except SafeAPIException as exc:
-            raise TxServiceError(str(exc)) from exc
+            raise TxServiceRefused(str(exc)) from exc
+        except RequestException as exc:
+            raise _unavailable(exc) from exc
         return [self._verify(r) for r in raw]
 
     def _verify(self, raw: dict[str, Any], expected_hash: bytes | None = None) -> ServiceTx:

@@ -9,7 +9,7 @@ import sys
 import typer
 
 from bot.commands import backtest, db, demo, governance, plan, positions, signals
-from bot.errors import LphedgeError
+from bot.errors import exit_code, one_line
 
 app = typer.Typer(
     name="lphedge",
@@ -31,17 +31,15 @@ for module in (positions, demo, plan, signals, governance, backtest, db):
 
 
 def main() -> None:
+    """Run the app; every error becomes one line on stderr and the exit code bot.errors
+    gives it (2 for ours, 1 for anything unexpected, 130 for Ctrl-C), never a traceback."""
     try:
         app()
-    except LphedgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as exc:  # last resort: still one line, never a traceback
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        sys.exit(1)
+    except KeyboardInterrupt:  # quietly, like typer does for one raised inside a command
+        sys.exit(exit_code(KeyboardInterrupt()))
+    except Exception as exc:  # ours (LphedgeError) or, last resort, anything else
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(exit_code(exc))
 
 
 if __name__ == "__main__":

@@ -21,10 +21,11 @@ from hexbytes import HexBytes
 from adapters.evm import safe as safe_mod
 from adapters.evm.safe import SafeReads
 from bot.audit_store import AlreadyApplied, AuditStore, OverrideRecord, PolicyApproval
-from policies import policy_file
+from policies import policy_file, vocab
+from policies.errors import Refused
 
 
-class GovernanceError(Exception):
+class GovernanceError(Refused):
     """A governance refusal, with the reason in one line."""
 
 
@@ -54,7 +55,7 @@ def _parse(content: bytes) -> policy_file.Policy:
         return policy_file.parse_policy(content.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise PolicyNotApproved("policy file is not UTF-8 text") from exc
-    except ValueError as exc:  # PolicyError
+    except policy_file.PolicyError as exc:
         raise PolicyNotApproved(f"policy file invalid: {exc}") from exc
 
 
@@ -238,21 +239,11 @@ class PolicyGate:
 
 
 # -------------------------------------------------------------------------------- overrides
-OVERRIDE_KINDS: dict[str, tuple[str, ...]] = {
-    # kind -> required params
-    "pause_layer": ("layer",),
-    "resume_layer": ("layer",),
-    "close_protection_early": ("layer",),
-    "change_cap": ("cap", "value"),
-    "disable_hedging": (),
-    "emergency_exit": (),
-    "pause_new_risk": (),
-    "add_protection": ("layer",),
-}
+OVERRIDE_KINDS: dict[str, tuple[str, ...]] = dict(vocab.OVERRIDE_PARAMS)  # kind -> required params
 # Tightening: more protection or less risk. Only these may pass with one owner, and only
 # when the approved policy says so. Everything else is loosening and needs the threshold.
-TIGHTENING_KINDS = frozenset({"pause_new_risk", "emergency_exit", "add_protection"})
-LAYERS = ("short", "intermediate", "structural")
+TIGHTENING_KINDS = vocab.TIGHTENING_KINDS
+LAYERS = vocab.DEFAULT_LAYERS
 
 OVERRIDE_TYPES = {
     "EIP712Domain": [

@@ -59,12 +59,13 @@ from pydantic_settings import (
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from bot.errors import UserError
+from policies.vocab import FUNDING_VENUES, VenueKind
 
 # Multicall3's deterministic address (the same on most chains). Written out rather than
 # imported from adapters.evm.multicall, which pulls in web3 (~1 s) for every command that
 # reads a setting; tests/bot/test_settings.py checks that the two agree.
 MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
-DEFAULT_FUNDING_VENUES = ("binanceusdm", "bybit", "okx", "hyperliquid", "deribit")
+DEFAULT_FUNDING_VENUES = FUNDING_VENUES
 
 
 # ------------------------------------------------------------------------------ field checks
@@ -172,12 +173,10 @@ def _ccxt_venue(v: str) -> str:
 
 
 def _funding_venue(v: str) -> str:
-    from adapters.market.funding import DEFAULT_SYMBOLS
-
     _ccxt_venue(v)
-    if v not in DEFAULT_SYMBOLS:
+    if v not in FUNDING_VENUES:  # the vocabulary (adapters/market/funding.py's tables match it)
         raise ValueError(f"funding venue {v!r} is not supported "
-                         f"(one of {', '.join(DEFAULT_SYMBOLS)})")
+                         f"(one of {', '.join(FUNDING_VENUES)})")
     return v
 
 
@@ -293,7 +292,7 @@ class MarketSettings(_Section):
 class VenueSettings(_Section):
     """A trading venue. Its key is the NAME of an env variable or a key file PATH."""
 
-    kind: Literal["ccxt", "paper", "onchain"] = "ccxt"
+    kind: VenueKind = "ccxt"  # policies/vocab.py
     exchange: str | None = None  # ccxt id; default: the venue's own name
     api_url: str | None = None
     testnet: bool = False

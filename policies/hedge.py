@@ -19,6 +19,16 @@ from typing import Any
 
 from policies.pricing import OptionKind
 from policies.types import DAY
+from policies.vocab import (
+    ADJUST_PERP,
+    CLOSE_OPTION,
+    ENGAGE_LAYER,
+    EXIT_LP,
+    INTENT_KINDS,
+    OPEN_OPTION,
+    RELEASE_LAYER,
+    ROLL_OPTION,
+)
 
 __all__ = [
     "AdjustPerp",
@@ -149,7 +159,7 @@ class OpenOption:
     premium_cents: int  # budgeted premium, rounded up
     reason: str
     evidence: Mapping[str, object] = field(default_factory=dict)
-    action: str = "open_option"
+    action: str = OPEN_OPTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +176,7 @@ class RollOption:
     premium_cents: int  # gross premium of the buy leg (sale proceeds are not credited)
     reason: str
     evidence: Mapping[str, object] = field(default_factory=dict)
-    action: str = "roll_option"
+    action: str = ROLL_OPTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +189,7 @@ class CloseOption:
     size: Decimal
     reason: str
     evidence: Mapping[str, object] = field(default_factory=dict)
-    action: str = "close_option"
+    action: str = CLOSE_OPTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +202,7 @@ class AdjustPerp:
     target_total: Decimal  # the underlying's total perp position after all adjustments
     reason: str
     evidence: Mapping[str, object] = field(default_factory=dict)
-    action: str = "adjust_perp"
+    action: str = ADJUST_PERP
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +213,7 @@ class ExitLP:
     underlying: str
     reason: str
     evidence: Mapping[str, object] = field(default_factory=dict)
-    action: str = "exit_lp"
+    action: str = EXIT_LP
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +225,7 @@ class EngageLayer:
     since: int
     reason: str
     evidence: Mapping[str, object] = field(default_factory=dict)
-    action: str = "engage_layer"
+    action: str = ENGAGE_LAYER
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,13 +236,12 @@ class ReleaseLayer:
     layer: str
     reason: str
     evidence: Mapping[str, object] = field(default_factory=dict)
-    action: str = "release_layer"
+    action: str = RELEASE_LAYER
 
 
 Intent = OpenOption | RollOption | CloseOption | AdjustPerp | ExitLP | EngageLayer | ReleaseLayer
 
-_ORDER = {"exit_lp": 0, "release_layer": 1, "engage_layer": 2, "close_option": 3,
-          "roll_option": 4, "open_option": 5, "adjust_perp": 6}
+_ORDER = {kind: i for i, kind in enumerate(INTENT_KINDS)}  # the vocabulary's execution order
 
 
 def intent_sort_key(intent: Intent) -> tuple[Any, ...]:

@@ -47,9 +47,9 @@ from policies.exposure import match_coverage
 from policies.hedge import HedgeBook, LayerEngagement, OptionHolding
 from policies.policy_file import Policy
 from policies.types import Position
+from policies.vocab import OVERRIDE_KINDS
 
-KINDS = ("pause_layer", "resume_layer", "close_protection_early", "change_cap",
-         "disable_hedging", "emergency_exit", "pause_new_risk", "add_protection")
+KINDS = OVERRIDE_KINDS  # the vocabulary's override kinds
 
 # cap name -> (policy section, field)
 CAPS: dict[str, tuple[str, str]] = {

@@ -33,21 +33,27 @@ from pydantic import (
     model_validator,
 )
 
+from policies.errors import InvalidInput
 from policies.types import Level
-
-LevelName = Literal["calm", "elevated", "stress", "crisis"]
-TriggerLevel = Literal["elevated", "stress", "crisis"]
-SignalName = Literal["iv_percentile", "term_structure", "tvl_drop", "funding", "depeg", "rsi_macd"]
-OptionVenue = Literal["deribit", "derive", "okx", "bybit", "binance", "panoptic", "paper"]
-PerpVenue = Literal["hyperliquid", "binanceusdm", "bybit", "okx", "deribit", "dydx", "paper"]
-
-SIGNAL_NAMES: tuple[str, ...] = SignalName.__args__  # type: ignore[attr-defined]
-OPTION_VENUES: tuple[str, ...] = OptionVenue.__args__  # type: ignore[attr-defined]
-PERP_VENUES: tuple[str, ...] = PerpVenue.__args__  # type: ignore[attr-defined]
+from policies.vocab import (
+    INTERMEDIATE,
+    IV_PERCENTILE,
+    LAYER_NAME_PATTERN,
+    MAX_LAYERS,
+    SHORT,
+    STRUCTURAL,
+    TERM_STRUCTURE,
+    TVL_DROP,
+    DepegAction,
+    OptionVenue,
+    PerpVenue,
+    SignalName,
+    TriggerLevel,
+)
 
 Symbol = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{2,12}$")]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
-LayerName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+LayerName = Annotated[str, StringConstraints(pattern=LAYER_NAME_PATTERN)]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
@@ -61,7 +67,7 @@ def level_of(name: str) -> Level:
     return Level[name.upper()]
 
 
-class PolicyError(ValueError):
+class PolicyError(InvalidInput):
     """A policy file that cannot be used; the message is one line: ``<field>: <problem>``."""
 
 
@@ -195,19 +201,19 @@ class Layer(_Model):
 
 def _default_layers() -> dict[str, Layer]:
     return {
-        "short": Layer(
+        SHORT: Layer(
             min_days=0, max_days=7,
-            trigger=Trigger(min_level="crisis", signals={"term_structure": "elevated"}),
+            trigger=Trigger(min_level="crisis", signals={TERM_STRUCTURE: "elevated"}),
             size=Size(fraction_of_x_max=0.25), roll=Roll(days_before_expiry=1),
             premium=Premium(max_pct_of_spot=0.02)),
-        "intermediate": Layer(
+        INTERMEDIATE: Layer(
             min_days=15, max_days=45,
-            trigger=Trigger(min_level="stress", signals={"iv_percentile": "elevated"}),
+            trigger=Trigger(min_level="stress", signals={IV_PERCENTILE: "elevated"}),
             size=Size(fraction_of_x_max=0.35), roll=Roll(days_before_expiry=10),
             premium=Premium(max_pct_of_spot=0.04)),
-        "structural": Layer(
+        STRUCTURAL: Layer(
             min_days=60, max_days=120,
-            trigger=Trigger(min_level="elevated", signals={"tvl_drop": "elevated"}),
+            trigger=Trigger(min_level="elevated", signals={TVL_DROP: "elevated"}),
             size=Size(fraction_of_x_max=0.4), roll=Roll(days_before_expiry=30),
             premium=Premium(max_pct_of_spot=0.06)),
     }
@@ -228,7 +234,7 @@ class Perp(_Model):
 
 
 class Depeg(_Model):
-    action: Literal["exit_lp", "alert_only"] = "exit_lp"
+    action: DepegAction = "exit_lp"
     min_level: TriggerLevel = "stress"
 
 
@@ -240,7 +246,7 @@ class Policy(_Model):
     venues: Venues = Venues()
     liquidity: Liquidity = Liquidity()
     layers: dict[LayerName, Layer] = Field(default_factory=_default_layers, min_length=1,
-                                           max_length=6)
+                                           max_length=MAX_LAYERS)
     budget: Budget = Budget()
     perp: Perp = Perp()
     depeg: Depeg = Depeg()

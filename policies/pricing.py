@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
+
+from policies.vocab import OptionKind as OptionKind  # defined in the vocabulary, re-exported
 
 SQRT2 = math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 SECONDS_PER_YEAR = 365.0 * 86400.0
 
 
-class OptionKind(StrEnum):
-    PUT = "put"
-    CALL = "call"
 
 
 def norm_cdf(x: float) -> float:

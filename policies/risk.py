@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from policies.errors import Refused
 from policies.hedge import HedgeBook, OptionQuote
 from policies.pricing import OptionKind, black76, year_fraction
 
@@ -94,6 +95,18 @@ def fmt_usd(cents: int) -> str:
     return f"{sign}${whole:,}.{frac:02d}"
 
 
+class BudgetOverdraw(Refused):
+    """Spending more than the budget leaves: a risk limit said no (exact cents)."""
+
+    def __init__(self, cents: int, remaining_cents: int, binding: str) -> None:
+        self.cents = cents
+        self.remaining_cents = remaining_cents
+        self.binding = binding
+        super().__init__(
+            f"budget overdraw: spending {cents} cents ({fmt_usd(cents)}) but only "
+            f"{remaining_cents} cents ({fmt_usd(remaining_cents)}) left under the {binding}")
+
+
 class BudgetLedger:
     """Spending inside one decision. ``spend`` never lets the remaining room go negative."""
 
@@ -111,8 +124,10 @@ class BudgetLedger:
         return max(0, self.remaining_cents // lot_cost)
 
     def spend(self, cents: int) -> None:
-        if cents < 0 or cents > self.remaining_cents:
-            raise AssertionError(f"budget overdraw: {cents} > {self.remaining_cents}")
+        if cents < 0:  # a bug in the caller, not a rule saying no
+            raise ValueError(f"cannot spend a negative amount: {cents} cents")
+        if cents > self.remaining_cents:
+            raise BudgetOverdraw(cents, self.remaining_cents, self.limits.binding)
         self.spent_cents += cents
 
 

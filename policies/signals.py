@@ -39,6 +39,16 @@ from policies.signal_levels import EPS, Thresholds, bad_value, check_series, cla
 from policies.signal_levels import unknown as _unknown
 from policies.signal_levels import window as _window
 from policies.types import DAY, HOUR, Level, Regime, SignalReading
+from policies.vocab import (  # the signal names, re-exported for callers
+    DEPEG,
+    FUNDING,
+    IV_PERCENTILE,
+    PRIMARY_SIGNALS,
+    RSI_MACD,
+    SECONDARY_SIGNALS,
+    TERM_STRUCTURE,
+    TVL_DROP,
+)
 
 __all__ = [  # the levelling core and the indicators stay importable from here
     "DEPEG", "EPS", "FUNDING", "IV_PERCENTILE", "PRIMARY_SIGNALS", "RSI_MACD",
@@ -49,14 +59,6 @@ __all__ = [  # the levelling core and the indicators stay importable from here
     "resample_closes", "rsi", "rsi_macd", "term_structure", "tvl_drop",
 ]
 
-IV_PERCENTILE = "iv_percentile"
-TERM_STRUCTURE = "term_structure"
-TVL_DROP = "tvl_drop"
-FUNDING = "funding"
-DEPEG = "depeg"
-RSI_MACD = "rsi_macd"
-PRIMARY_SIGNALS = (IV_PERCENTILE, TERM_STRUCTURE, TVL_DROP, FUNDING, DEPEG)
-SECONDARY_SIGNALS = (RSI_MACD,)
 
 YEAR_HOURS = 24 * 365
 

@@ -14,7 +14,7 @@ import json
 import math
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -31,10 +31,12 @@ from policies.hedge import (
 )
 from policies.lp_math import get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio
 from policies.overrides import Override, apply_to_inputs
-from policies.policy_file import Policy, SignalName, format_error, policy_hash_hex
+from policies.policy_file import LayerName, Policy, format_error, policy_hash_hex
 from policies.pricing import OptionKind
 from policies.risk import BudgetState, usd_to_cents
 from policies.types import Level, PoolState, Position, Regime, SignalReading, TickFeeGrowth, Token
+from policies.vocab import LevelName as LevelNameValue
+from policies.vocab import OptionKindName, OptionVenue, PerpVenue, SignalName
 
 
 class StateError(InvalidInput):
@@ -63,7 +65,7 @@ def _level(v: object) -> object:
 
 Time = Annotated[int, BeforeValidator(_time)]
 BigInt = Annotated[int, Field(ge=0)]
-LevelName = Annotated[Literal["calm", "elevated", "stress", "crisis"] | None,
+LevelName = Annotated[LevelNameValue | None,
                       BeforeValidator(_level)]
 Size = Annotated[Decimal, Field(allow_inf_nan=False)]
 PosSize = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
@@ -126,10 +128,10 @@ class RegimeIn(_M):
 
 
 class InstrumentIn(_M):
-    venue: str
+    venue: OptionVenue
     symbol: str
     underlying: str
-    kind: Literal["put", "call"]
+    kind: OptionKindName
     strike: float = Field(gt=0, allow_inf_nan=False)
     expiry: Time
     size_step: PosSize = Decimal("0.1")
@@ -137,18 +139,18 @@ class InstrumentIn(_M):
 
 class HoldingIn(InstrumentIn):
     size: PosSize
-    layer: str
+    layer: LayerName  # may be a layer the policy no longer declares (held to expiry)
 
 
 class PerpIn(_M):
-    venue: str
+    venue: PerpVenue
     underlying: str
     size: Size
 
 
 class EngagedIn(_M):
     underlying: str
-    layer: str
+    layer: LayerName
     since: Time
 
 
@@ -169,7 +171,7 @@ class QuoteIn(InstrumentIn):
 
 
 class PerpQuoteIn(_M):
-    venue: str
+    venue: PerpVenue
     underlying: str
     mark: float | None = None
     funding_rate_8h: float | None = None

@@ -20,6 +20,7 @@ from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from adapters.evm.multicall import Call, Result, aggregate3, aggregate3_at_block
 from adapters.evm.rpc import JsonRpc
+from policies.errors import InvalidInput, Transient
 from policies.types import PoolState, Position, TickFeeGrowth, Token
 
 
@@ -43,8 +44,13 @@ DECIMALS = _sel("decimals()")
 SYMBOL = _sel("symbol()")
 
 
-class ReadError(Exception):
-    """The contract did not answer like a v3 position manager, pool or token."""
+class ReadError(InvalidInput):
+    """The contract did not answer like a v3 position manager, pool or token: the configured
+    address is wrong."""
+
+
+class PositionsChanging(Transient):
+    """The owner's positions changed under every re-read: try again next tick."""
 
 
 class PositionSource(Protocol):
@@ -200,7 +206,7 @@ class UniswapV3Reader:
             if positions is not None:
                 return positions
             ids = await self.token_ids(owner)  # the owner's set changed: read it again
-        raise ReadError(f"positions of {owner} keep changing while being read")
+        raise PositionsChanging(f"positions of {owner} keep changing while being read")
 
     async def _learn_ids(self, ids: list[int]) -> None:
         unknown = [i for i in ids if i not in self._static]

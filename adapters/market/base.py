@@ -23,6 +23,7 @@ import ccxt.async_support as ccxt
 from asyncio_throttle.throttler import Throttler
 
 from adapters.redact import redact_urls
+from policies.errors import Transient
 
 T = TypeVar("T")
 
@@ -86,8 +87,9 @@ def unknown(name: str, source: str, max_age_s: int, reason: str, **extra: Any) -
     return Reading(name, None, None, source, max_age_s, reason, dict(extra))
 
 
-class SourceError(Exception):
-    """A source answered, but with something unusable (missing field, bad value)."""
+class SourceError(Transient):
+    """A source answered, but with something unusable (missing field, bad value): the
+    reading is unknown this tick and the next one asks again."""
 
 
 def describe_error(exc: BaseException, timeout_s: float) -> str:

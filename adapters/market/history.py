@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from policies.errors import InvalidInput
 from policies.signals import FundingPoint, Point
 
 OHLC_HEADER = ("ts_utc", "open", "high", "low", "close")
 FUNDING_HEADER = ("ts_utc", "rate", "interval_hours")
 
 
-class HistoryFormatError(ValueError):
+class HistoryFormatError(InvalidInput):
     """A history file that does not have the expected format."""
 
 

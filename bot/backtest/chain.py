@@ -18,10 +18,11 @@ from typing import Any
 
 from policies.hedge import Instrument, OptionQuote
 from policies.pricing import OptionKind, black76_price
+from policies.vocab import DERIBIT
 
 PARAMS_PATH = Path(__file__).with_name("params.toml")
 DAY = 86400
-VENUE = "deribit"
+VENUE = DERIBIT
 _MON = ("", "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 

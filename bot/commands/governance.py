@@ -19,7 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from bot.errors import UserError
+from bot.errors import Transient, UserError
 
 policy_app = typer.Typer(help="Approve the policy the bot runs (a Safe signature over its hash).", no_args_is_help=True)
 override_app = typer.Typer(help="Threshold-signed overrides (EIP-712 typed messages).", no_args_is_help=True)
@@ -51,21 +51,18 @@ def _w3(rpc_url: str | None) -> tuple[Web3, str]:
     except Exception as exc:
         from adapters.redact import redact_urls
 
-        raise UserError(f"RPC {redact_urls(url)} unreachable: {type(exc).__name__}") from None
+        raise Transient(f"RPC {redact_urls(url)} unreachable: {type(exc).__name__}") from None
     return w3, url
 
 
 def _safe(rpc_url: str | None, safe: str | None) -> Any:
-    from adapters.evm.safe import SafeAdapter, SafeError
+    from adapters.evm.safe import SafeAdapter
 
     w3, url = _w3(rpc_url)
     address = safe or _settings().owner
     if not address or not Web3.is_address(address):
         raise UserError(f"Safe address missing or malformed: {address!r} (pass --safe)")
-    try:
-        return SafeAdapter(w3, address, url)
-    except SafeError as exc:
-        raise UserError(str(exc)) from None
+    return SafeAdapter(w3, address, url)
 
 
 def _store(db: str | None) -> Any:
@@ -149,8 +146,6 @@ def policy_approve(
         doc = G.sign_policy(content, load_key(key_file, key_env), sa.chain_id, sa.address)
     except OSError as exc:
         raise UserError(f"cannot read {file}: {exc.strerror}") from None
-    except G.GovernanceError as exc:
-        raise UserError(str(exc)) from None
     _emit(doc, out)
 
 
@@ -181,8 +176,6 @@ def policy_verify(
             result = {"approved": True, "policy_hash": "0x" + loaded.policy_hash.hex(), "safe": sa.address, "chain_id": sa.chain_id}
     except OSError as exc:
         raise UserError(f"cannot read {file}: {exc.strerror}") from None
-    except G.GovernanceError as exc:
-        raise UserError(str(exc)) from None
     if as_json:
         print(json.dumps(result))
     else:
@@ -219,11 +212,8 @@ def override_propose(
         raise UserError("--ttl-hours must be > 0")
     sa, store = _safe(rpc_url, safe), _store(db)
     n = store.next_override_nonce(sa.chain_id, sa.address) if nonce is None else nonce
-    try:
-        prop = G.propose_override(kind, _parse_params(param or []), reason, sa.chain_id, sa.address, n,
-                                  int(time.time() + ttl_hours * 3600))
-    except G.GovernanceError as exc:
-        raise UserError(str(exc)) from None
+    prop = G.propose_override(kind, _parse_params(param or []), reason, sa.chain_id, sa.address, n,
+                              int(time.time() + ttl_hours * 3600))
     if sa.get_message_hash(prop.override_hash) != prop.safe_message_hash:
         raise UserError("the Safe's getMessageHash disagrees with the local hash; refusing")
     G.OverrideGate(sa, store, G.GovernanceSettings()).record_proposal(prop)
@@ -241,14 +231,11 @@ def override_sign(
     from bot import governance as G
 
     doc = _read_json(file)
-    try:
-        prop = G.proposal_from_typed_data(doc.get("typed_data") or {})
-        claimed = doc.get("override_hash")
-        if claimed and claimed.lower() != "0x" + prop.override_hash.hex():
-            raise UserError(f"{file} claims hash {claimed} but its fields hash to 0x{prop.override_hash.hex()}")
-        signed = G.sign_override(prop, load_key(key_file, key_env))
-    except G.GovernanceError as exc:
-        raise UserError(str(exc)) from None
+    prop = G.proposal_from_typed_data(doc.get("typed_data") or {})
+    claimed = doc.get("override_hash")
+    if claimed and claimed.lower() != "0x" + prop.override_hash.hex():
+        raise UserError(f"{file} claims hash {claimed} but its fields hash to 0x{prop.override_hash.hex()}")
+    signed = G.sign_override(prop, load_key(key_file, key_env))
     _emit(signed, out)
     print(f"signed override 0x{prop.override_hash.hex()} as {signed['signer']}", file=sys.stderr)
 
@@ -266,11 +253,8 @@ def override_apply(
     from bot import governance as G
 
     sa, store = _safe(rpc_url, safe), _store(db)
-    try:
-        settings = G.PolicyGate(sa, store).load(policy).settings if policy else G.GovernanceSettings()
-        applied = G.OverrideGate(sa, store, settings).apply([_read_json(f) for f in files], now=int(time.time()))
-    except G.GovernanceError as exc:
-        raise UserError(str(exc)) from None
+    settings = G.PolicyGate(sa, store).load(policy).settings if policy else G.GovernanceSettings()
+    applied = G.OverrideGate(sa, store, settings).apply([_read_json(f) for f in files], now=int(time.time()))
     r = applied.record
     result = {"applied": True, "override_hash": r.override_hash, "kind": r.kind, "params": json.loads(r.params),
               "nonce": r.nonce, "expiry": r.expiry, "signers": applied.signers, "required": applied.required}
@@ -317,7 +301,6 @@ def roles_setup(
     from adapters.anvil import Anvil, AnvilError
     from adapters.evm import roles as R
     from adapters.evm import safe as S
-    from bot import governance as G
     from bot import preflight as P
 
     sa, store = _safe(rpc_url, safe), _store(db)
@@ -344,12 +327,12 @@ def roles_setup(
         finally:
             if fork is not None:
                 fork.stop()
-    except (G.GovernanceError, R.RolesError, S.SafeError) as exc:
-        raise UserError(str(exc)) from None
     except AnvilError as exc:
         from adapters.redact import redact_urls
 
-        raise UserError(f"fork simulation unavailable: {redact_urls(str(exc))}") from None
+        # keep the branch: anvil missing is InvalidInput, anvil failing is Transient
+        cls = Transient if isinstance(exc, Transient) else UserError
+        raise cls(f"fork simulation unavailable: {redact_urls(str(exc))}") from None
     store.record("proposal", "roles", report.safe_tx_hash, sa.chain_id, sa.address, detail=report.to_json())
     _emit({
         "safe": sa.address, "chain_id": sa.chain_id, "nonce": tx.safe_nonce,
@@ -372,10 +355,7 @@ def roles_deploy(
 
     sa = _safe(rpc_url, safe)
     account = load_key(key_file, key_env)
-    try:
-        address = R.deploy_roles(sa.w3, account.key.hex(), sa.address, sa.address, sa.address)
-    except R.RolesError as exc:
-        raise UserError(str(exc)) from None
+    address = R.deploy_roles(sa.w3, account.key.hex(), sa.address, sa.address, sa.address)
     print(json.dumps({"roles": address}) if as_json else f"Roles modifier deployed at {address} (owner: Safe {sa.address})")
 
 

@@ -13,9 +13,9 @@ from typing import Any
 from eth_utils import is_hex_address, to_checksum_address
 
 from adapters.evm.rpc import RpcError, RpcPool, RpcUnavailable
-from adapters.evm.uniswap_v3 import ReadError, UniswapV3Reader
+from adapters.evm.uniswap_v3 import PositionsChanging, ReadError, UniswapV3Reader
 from adapters.redact import redact_urls
-from bot.observe.errors import ObserveError
+from bot.observe.errors import ObserveInvalid, ObserveUnavailable
 from policies.lp_math import PositionMetrics, position_metrics
 from policies.types import PoolState, Position
 
@@ -24,7 +24,7 @@ def parse_address(value: str, field: str) -> str:
     """A checksummed address, or an ObserveError naming the field."""
     v = value.strip()
     if not is_hex_address(v):
-        raise ObserveError(field, f"{value!r} is not a 20-byte hex address")
+        raise ObserveInvalid(field, f"{value!r} is not a 20-byte hex address")
     return str(to_checksum_address(v))
 
 
@@ -110,12 +110,12 @@ class PositionsObserver:
         self.position_manager = parse_address(position_manager, "position_manager")
         self.multicall = parse_address(multicall, "multicall")
         if not rpc_urls:
-            raise ObserveError("rpc_urls", "at least one RPC URL is required")
+            raise ObserveInvalid("rpc_urls", "at least one RPC URL is required")
         self._urls = list(rpc_urls)
         try:
             self._rpc = RpcPool(self._urls, timeout=timeout)
         except ValueError as exc:
-            raise ObserveError("rpc_urls", str(exc)) from None
+            raise ObserveInvalid("rpc_urls", str(exc)) from None
         self._reader = UniswapV3Reader(self._rpc, self.position_manager, self.multicall, chunk_size=chunk_size)
         self._expected_chain_id = expected_chain_id
         self._chain_id: int | None = None
@@ -154,12 +154,12 @@ class PositionsObserver:
                 else:  # nothing was read through the stamped path: stamp with the head
                     header = await self._rpc.request("eth_getBlockByNumber", ["latest", False])
                     block, block_hash = int(header["number"], 16), str(header["hash"])
-            except (ReadError, ValueError) as exc:
-                raise ObserveError(None, str(exc)) from None
-            except RpcUnavailable as exc:
-                raise ObserveError(None, str(exc), transient=True) from None
+            except (ReadError, ValueError) as exc:  # not a v3 manager/pool/token at that address
+                raise ObserveInvalid(None, str(exc)) from None
+            except (RpcUnavailable, PositionsChanging) as exc:
+                raise ObserveUnavailable(None, str(exc)) from None
             except RpcError as exc:
-                raise ObserveError(None, f"RPC error from {redact_urls(self._urls[0])}: {exc}") from None
+                raise ObserveUnavailable(None, f"RPC error from {redact_urls(self._urls[0])}: {exc}") from None
             readings = tuple(PositionReading(p, position_metrics(p)) for p in positions)
             pools = {p.pool.address: p.pool for p in positions}
             return PositionsSnapshot(
@@ -180,13 +180,13 @@ class PositionsObserver:
         try:
             answers = await self._rpc.batch(calls)
         except RpcError as exc:
-            raise ObserveError(None, f"RPC refused the first requests: {exc}") from None
+            raise ObserveUnavailable(None, f"RPC refused the first requests: {exc}") from None
         chain_id = int(answers[0], 16)
         if self._expected_chain_id is not None and chain_id != self._expected_chain_id:
-            raise ObserveError(
+            raise ObserveInvalid(
                 "chain_id", f"wrong chain: the RPC serves chain {chain_id}, expected {self._expected_chain_id}"
             )
         for (field, address), code in zip(contracts.items(), answers[1:], strict=True):
             if code in ("0x", "0x0", None):
-                raise ObserveError(field, f"{address}: no contract at this address on chain {chain_id}")
+                raise ObserveInvalid(field, f"{address}: no contract at this address on chain {chain_id}")
         return chain_id
