@@ -7,7 +7,6 @@ The binary comes from the npm package ``@foundry-rs/anvil`` pinned in package.js
 from __future__ import annotations
 
 import base64
-import json
 import os
 import shutil
 import socket
@@ -20,10 +19,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.redact import redact_urls
 from policies.errors import ErrorFamily, InvalidInput, Transient
+
+if TYPE_CHECKING:
+    from adapters.evm.chain import ChainConnection
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,16 +76,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _connection(url: str, timeout: float) -> ChainConnection:
+    """The project's one chain access path (adapters/evm/chain.py) to this anvil."""
+    from adapters.evm.chain import ChainConnection
+
+    return ChainConnection([url], timeout=timeout)
+
+
 def _rpc(url: str, method: str, params: list[object] | None = None, timeout: float = 2.0) -> object:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
-    req = urllib.request.Request(
-        url, data=body.encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        out = json.loads(resp.read())
-    if "error" in out:
-        raise AnvilFailed(f"{method}: {out['error']}")
-    return out.get("result")
+    from adapters.evm.rpc import RpcError
+
+    try:
+        return _connection(url, timeout).rpc(method, list(params or []))
+    except RpcError as exc:
+        raise AnvilFailed(f"{method}: {exc.error}") from None
 
 
 class _ForkRelay:
@@ -94,19 +100,41 @@ class _ForkRelay:
     key or user:password it carries, stays in this process's memory.
     """
 
-    def __init__(self, upstream: str, timeout: float = 60.0) -> None:
+    def __init__(self, upstream: str, timeout: float = 60.0, fallbacks: tuple[str, ...] = ()) -> None:
+        # (url, headers) per upstream, tried in order: a transport failure or an HTTP
+        # 429/5xx moves to the next, like the rest of the project's chain access
+        self._upstreams = [self._split(u) for u in (upstream, *fallbacks)]
+        self._timeout = timeout
+        self._server: ThreadingHTTPServer | None = None
+
+    @staticmethod
+    def _split(upstream: str) -> tuple[str, dict[str, str]]:
+        """The URL without userinfo, and headers carrying it as basic auth."""
         parts = urllib.parse.urlsplit(upstream)
-        self._headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"}
         if parts.username is not None:
             cred = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-            self._headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
+            headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
             netloc = parts.hostname or ""
             if parts.port:
                 netloc += f":{parts.port}"
             upstream = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-        self._upstream = upstream
-        self._timeout = timeout
-        self._server: ThreadingHTTPServer | None = None
+        return upstream, headers
+
+    def forward(self, body: bytes) -> tuple[int, bytes]:
+        status, answer = 502, b"no upstream"
+        for url, headers in self._upstreams:
+            req = urllib.request.Request(url, data=body, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=self._timeout) as resp:
+                    return resp.status, resp.read()
+            except urllib.error.HTTPError as exc:
+                status, answer = exc.code, exc.read()
+                if exc.code != 429 and exc.code < 500:
+                    return status, answer
+            except OSError as exc:
+                status, answer = 502, redact_urls(str(exc)).encode()
+        return status, answer
 
     @property
     def url(self) -> str:
@@ -119,19 +147,15 @@ class _ForkRelay:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                req = urllib.request.Request(relay._upstream, data=body, headers=relay._headers)
+                status, answer = relay.forward(body)
                 try:
-                    with urllib.request.urlopen(req, timeout=relay._timeout) as resp:
-                        status, answer = resp.status, resp.read()
-                except urllib.error.HTTPError as exc:
-                    status, answer = exc.code, exc.read()
-                except OSError as exc:
-                    status, answer = 502, redact_urls(str(exc)).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # anvil went away (stopped or reset) while we answered
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # quiet: anvil's requests are not ours to log
@@ -154,11 +178,13 @@ class Anvil:
 
     chain_id: int = 31337
     fork_url: str | None = None
+    fork_fallbacks: tuple[str, ...] = ()  # more URLs of the same chain, tried in order
     code_size_limit: bool = False  # Zodiac Roles exceeds 24 KiB: pass True to lift the limit
     extra_args: list[str] = field(default_factory=list)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     _relay: _ForkRelay | None = field(default=None, repr=False)
+    _conn: ChainConnection | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -181,7 +207,7 @@ class Anvil:
             # (anvil 1.7 does not read ETH_RPC_URL), which every local user can read in
             # /proc/<pid>/cmdline; so anvil forks from a loopback relay of ours that holds
             # the real URL in memory.
-            self._relay = _ForkRelay(self.fork_url).start()
+            self._relay = _ForkRelay(self.fork_url, fallbacks=self.fork_fallbacks).start()
             args += ["--fork-url", self._relay.url]
         if self.code_size_limit:
             args += ["--disable-code-size-limit"]
@@ -189,6 +215,9 @@ class Anvil:
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
+        from adapters.evm.rpc import RpcUnavailable
+
+        probe = _connection(self.url, 0.5)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -197,30 +226,37 @@ class Anvil:
                 self.stop()
                 raise AnvilFailed(f"anvil exited with {code}: {redact_urls(err.strip())[:300]}")
             try:
-                _rpc(self.url, "eth_chainId", timeout=0.5)
+                probe.rpc("eth_chainId")
+                self._conn = _connection(self.url, 120.0)
                 return self
-            except (OSError, urllib.error.URLError, AnvilError):
+            except (OSError, RpcUnavailable, AnvilError):
                 time.sleep(0.05)
         self.stop()
         raise AnvilFailed(f"anvil did not answer on {self.url} within {timeout:.0f}s")
 
     def rpc(self, method: str, params: list[object] | None = None) -> object:
-        return _rpc(self.url, method, params, timeout=30.0)
+        from adapters.evm.rpc import RpcError
+
+        try:
+            return self.connection.rpc(method, list(params or []))
+        except RpcError as exc:
+            raise AnvilFailed(f"{method}: {exc.error}") from None
 
     def rpc_batch(self, calls: list[tuple[str, list[object]]]) -> list[Any]:
         """Several calls in one HTTP request; results in order, errors raised."""
-        body = json.dumps(
-            [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-        )
-        req = urllib.request.Request(
-            self.url, data=body.encode(), headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            out = sorted(json.loads(resp.read()), key=lambda r: r["id"])
-        for r in out:
-            if "error" in r:
-                raise AnvilFailed(f"{calls[r['id']][0]}: {r['error']}")
-        return [r.get("result") for r in out]
+        from adapters.evm.rpc import RpcError
+
+        try:
+            return self.connection.rpc_batch([(m, list(p)) for m, p in calls])
+        except RpcError as exc:
+            raise AnvilFailed(f"{exc.method}: {exc.error}") from None
+
+    @property
+    def connection(self) -> ChainConnection:
+        """The ChainConnection to this anvil (adapters/evm/chain.py)."""
+        if self._conn is None:
+            self._conn = _connection(self.url, 120.0)
+        return self._conn
 
     def stop(self) -> None:
         if self._relay is not None:

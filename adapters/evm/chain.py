@@ -56,10 +56,10 @@ class BadRpcUrl(InvalidInput):
 def _check_urls(urls: Sequence[str]) -> list[str]:
     out = [u.strip() for u in urls if u and u.strip()]
     if not out:
-        raise BadRpcUrl("rpc_urls: at least one RPC URL is required")
+        raise BadRpcUrl("at least one RPC URL is required")
     for url in out:
         if not url.startswith(("http://", "https://")):
-            raise BadRpcUrl(f"rpc_urls: RPC URL must be http(s): {scrub(url, [url])}")
+            raise BadRpcUrl(f"RPC URL must be http(s): {scrub(url, [url])}")
     return out
 
 

@@ -34,7 +34,9 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from adapters.anvil import PROJECT_ROOT
-from adapters.evm.permissions import BotScope
+from adapters.evm.permissions import (
+    BotScope as BotScope,  # re-exported: callers know it as roles.BotScope
+)
 from adapters.evm.tx import TxReverted, TxSender, decode_standard_revert
 from policies.errors import Refused
 

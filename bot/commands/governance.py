@@ -41,28 +41,33 @@ def _settings() -> Any:
     return load_settings()
 
 
-def _w3(rpc_url: str | None) -> tuple[Web3, str]:
-    url = rpc_url or (_settings().rpc_url_list or [None])[0]
-    if not url:
-        raise UserError("no RPC: pass --rpc-url or set LPHEDGE_RPC_URLS")
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
-    try:
-        w3.eth.chain_id  # noqa: B018 - reachability check
-    except Exception as exc:
-        from adapters.redact import redact_urls
+def _connection(rpc_url: str | None) -> Any:
+    """The chain connection of the governance commands: every URL of the settings' chain (or
+    the one --rpc-url), with failover, the settings' timeout and the chain id checked."""
+    from adapters.evm.chain import ChainConnection
+    from adapters.evm.rpc import RpcUnavailable
 
-        raise Transient(f"RPC {redact_urls(url)} unreachable: {type(exc).__name__}") from None
-    return w3, url
+    settings = _settings()
+    urls = [rpc_url] if rpc_url else list(settings.rpc_url_list)
+    if not urls:
+        raise UserError("no RPC: pass --rpc-url or set LPHEDGE_RPC_URLS")
+    conn = ChainConnection(urls, chain_id=settings.chain_id, timeout=settings.rpc_timeout,
+                           rate_limit=settings.rpc_rate_limit)
+    try:
+        conn.connect_sync()  # WrongChain (Refused) passes through as is
+    except RpcUnavailable as exc:
+        raise Transient(f"RPC unreachable: {exc}") from None
+    return conn
 
 
 def _safe(rpc_url: str | None, safe: str | None) -> Any:
     from adapters.evm.safe import SafeAdapter
 
-    w3, url = _w3(rpc_url)
+    conn = _connection(rpc_url)
     address = safe or _settings().owner
     if not address or not Web3.is_address(address):
         raise UserError(f"Safe address missing or malformed: {address!r} (pass --safe)")
-    return SafeAdapter(w3, address, url)
+    return SafeAdapter.from_connection(conn, address)
 
 
 def _store(db: str | None) -> Any:
@@ -317,7 +322,8 @@ def roles_setup(
         tx = S.multisend_call_only_tx(sa, multisend_call_only, calls)
         fork = None
         if fork_url is None:
-            fork = Anvil(fork_url=sa.rpc_url, chain_id=sa.chain_id, code_size_limit=True).start()
+            fork = Anvil(fork_url=sa.rpc_urls[0], fork_fallbacks=tuple(sa.rpc_urls[1:]), chain_id=sa.chain_id,
+                         code_size_limit=True).start()
         try:
             report = P.preflight_safe_tx(
                 sa, tx, P.roles_setup_allowlist(sa.address, roles), multisend_call_only=multisend_call_only,

@@ -12,10 +12,12 @@ from typing import Any
 
 from eth_utils import is_hex_address, to_checksum_address
 
-from adapters.evm.rpc import RpcError, RpcPool, RpcUnavailable
+from adapters.evm.chain import ChainConnection, WrongChain
+from adapters.evm.rpc import RpcError, RpcUnavailable
 from adapters.evm.uniswap_v3 import PositionsChanging, ReadError, UniswapV3Reader
 from adapters.redact import redact_urls
 from bot.observe.errors import ObserveInvalid, ObserveUnavailable
+from policies.errors import InvalidInput
 from policies.lp_math import PositionMetrics, position_metrics
 from policies.types import PoolState, Position
 
@@ -97,27 +99,36 @@ class PositionsObserver:
 
     def __init__(
         self,
-        rpc_urls: Sequence[str],
+        rpc_urls: Sequence[str] | ChainConnection,
         owner: str,
         position_manager: str,
         multicall: str,
         *,
         expected_chain_id: int | None = None,
         timeout: float = 10.0,
+        rate_limit: int = 50,
         chunk_size: int = 500,
     ) -> None:
+        """``rpc_urls``: a ChainConnection to share (the caller closes it), or URLs from
+        which the observer builds and owns one (adapters/evm/chain.py)."""
         self.owner = parse_address(owner, "owner")
         self.position_manager = parse_address(position_manager, "position_manager")
         self.multicall = parse_address(multicall, "multicall")
-        if not rpc_urls:
-            raise ObserveInvalid("rpc_urls", "at least one RPC URL is required")
-        self._urls = list(rpc_urls)
-        try:
-            self._rpc = RpcPool(self._urls, timeout=timeout)
-        except ValueError as exc:
-            raise ObserveInvalid("rpc_urls", str(exc)) from None
+        if isinstance(rpc_urls, ChainConnection):
+            self._conn, self._owns_conn = rpc_urls, False
+        else:
+            if not rpc_urls:
+                raise ObserveInvalid("rpc_urls", "at least one RPC URL is required")
+            try:
+                self._conn = ChainConnection(list(rpc_urls), chain_id=expected_chain_id, timeout=timeout,
+                                             rate_limit=rate_limit)
+            except InvalidInput as exc:
+                raise ObserveInvalid("rpc_urls", str(exc)) from None
+            self._owns_conn = True
+        self._urls = list(self._conn.urls)
+        self._rpc = self._conn.pool
         self._reader = UniswapV3Reader(self._rpc, self.position_manager, self.multicall, chunk_size=chunk_size)
-        self._expected_chain_id = expected_chain_id
+        self._expected_chain_id = expected_chain_id if expected_chain_id is not None else self._conn.expected_chain_id
         self._chain_id: int | None = None
         self._lock = asyncio.Lock()
         self._closed = False
@@ -138,7 +149,8 @@ class PositionsObserver:
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._rpc.close()
+            if self._owns_conn:
+                await self._conn.aclose()
 
     async def read(self, *, refresh_ids: bool = False) -> PositionsSnapshot:
         """The owner's positions now; ObserveError for anything that went wrong."""
@@ -186,6 +198,10 @@ class PositionsObserver:
             raise ObserveInvalid(
                 "chain_id", f"wrong chain: the RPC serves chain {chain_id}, expected {self._expected_chain_id}"
             )
+        try:  # the connection records it (asked once, in this batch) and checks its own expectation
+            self._conn.check_chain_id(chain_id)
+        except WrongChain as exc:
+            raise ObserveInvalid("chain_id", str(exc)) from None
         for (field, address), code in zip(contracts.items(), answers[1:], strict=True):
             if code in ("0x", "0x0", None):
                 raise ObserveInvalid(field, f"{address}: no contract at this address on chain {chain_id}")

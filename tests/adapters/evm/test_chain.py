@@ -220,3 +220,15 @@ def test_chain_id_asked_once(anvil: Anvil) -> None:
     before = conn.http_requests
     assert conn.chain_id == 31337 and conn.connect_sync() == 31337
     assert conn.http_requests == before
+
+
+def test_fork_relay_fails_over_to_the_next_url(anvil: Anvil) -> None:
+    """A fork started from several URLs of one chain forks through the first that answers."""
+    anvil.rpc("evm_mine")
+    head = int(anvil.rpc("eth_blockNumber"), 16)  # type: ignore[arg-type]
+    fork = Anvil(fork_url=dead_url(), fork_fallbacks=(anvil.url,), chain_id=31337).start()
+    try:
+        assert int(fork.rpc("eth_blockNumber"), 16) >= head  # type: ignore[arg-type]
+        assert fork.connection.chain_id == 31337
+    finally:
+        fork.stop()
