@@ -2,13 +2,22 @@
 
 `lphedge plan --state STATE.json --policy POLICY.toml [--json]` lets owners review a
 policy before approving its hash. The decision is policies.alvh.decide, unchanged.
+
+`lphedge plan --live --policy POLICY.toml [--config CFG] [--dump-state FILE]` assembles the
+state from the chain and the venues instead (bot/assemble.py: positions at one block, the
+market now, the stored hedge book and budget, the approved policy in force with the
+overrides in force) and decides on it; ``--dump-state`` writes that state in the state-file
+format (with the overrides), so the decision replays offline with ``--state FILE``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -28,8 +37,11 @@ from policies.hedge import (
     RollOption,
 )
 from policies.policy_file import Policy, PolicyError
-from policies.risk import fmt_usd
+from policies.risk import fmt_usd, usd_to_cents
 from policies.state_file import StateError, parse_state
+
+if TYPE_CHECKING:
+    from bot.assemble import Assembled
 
 MAX_POSITION_ROWS = 25
 
@@ -49,6 +61,88 @@ def _load(state_path: Path, policy_path: Path) -> Decision:
     except StateError as exc:
         raise UserError(f"{state_path}: {exc}") from None
     return decide(inputs)
+
+
+def check_out_path(path: Path, flag: str) -> None:
+    """An output file path is writable, known before anything is read or written."""
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a directory")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: {parent} is not a writable directory")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{flag} {path} is not writable")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fee_income_cents(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise UserError(f"--fee-income {text!r}: expected a USD amount, e.g. 60000") from None
+    if not value.is_finite() or value < 0:
+        raise UserError(f"--fee-income {text!r}: must be a finite amount >= 0")
+    return usd_to_cents(value, round_up=False)  # income rounds down: never a wider budget
+
+
+def _live(policy_path: Path, config: str | None, now: int | None,
+          fee_income_cents: int | None) -> tuple[Decision, Assembled]:
+    """Assemble from the chain and the venues (settings) and decide."""
+    import asyncio
+
+    from web3 import Web3
+
+    from adapters.evm.safe import SafeAdapter
+    from adapters.redact import redact_urls
+    from bot import governance as G
+    from bot.assemble import assemble, live_config, observe, read_past
+    from bot.audit_store import AuditStore
+    from bot.db import open_engine
+    from bot.settings import load_settings
+
+    settings = load_settings(config)
+    chain = settings.chain
+    for value, name in ((chain.rpc_urls, "rpc_urls"), (chain.owner, "owner"),
+                        (chain.position_manager, "position_manager")):
+        if not value:
+            raise UserError(f"--live needs chains.{name} (the [[chains]] entry of --config, or "
+                            f"LPHEDGE_{name.upper()})")
+    engine = open_engine(settings.sqlalchemy_url)
+    url = chain.rpc_urls[0]
+    try:
+        safe = SafeAdapter(Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": chain.timeout})),
+                           chain.owner, url)
+    except Exception as exc:
+        raise UserError(f"Safe {chain.owner} on {redact_urls(url)}: "
+                        f"{redact_urls(' '.join(str(exc).split()))[:200]}") from None
+    loaded = G.PolicyGate(safe, AuditStore(engine)).load(policy_path)
+    if not loaded.from_file:
+        typer.echo(f"warning: {loaded.warning}", err=True)
+    policy = loaded.policy  # parsed once from the approved bytes
+    at = now if now is not None else int(time.time())
+    positions, market = asyncio.run(observe(live_config(settings, policy), at, engine))
+    try:
+        book, budget, overrides = read_past(engine, positions.chain_id, safe.address, at,
+                                            fee_income_cents)
+    except LookupError as exc:
+        raise UserError(f"--live: {exc}: give --fee-income USD") from None
+    assembled = assemble(positions, market, book=book, budget=budget, policy=policy,
+                         overrides=overrides, now=at)
+    return decide(assembled.inputs), assembled
 
 
 def _what(intent: Intent) -> tuple[str, str, str]:
@@ -125,13 +219,59 @@ def register(app: typer.Typer) -> None:
 
     @app.command("plan")
     def plan(
-        state: Annotated[Path, typer.Option("--state", help="JSON state file (docs/policy.md)")],
         policy: Annotated[Path, typer.Option("--policy", help="policy TOML file")],
+        state: Annotated[Path | None, typer.Option(
+            "--state", help="JSON state file (docs/policy.md)")] = None,
+        live: Annotated[bool, typer.Option(
+            "--live", help="assemble the state from the chain and venues (settings)")] = False,
+        dump_state: Annotated[Path | None, typer.Option(
+            "--dump-state", help="with --live: write the assembled state here")] = None,
+        config: Annotated[str | None, typer.Option(
+            "--config", help="with --live: lphedge TOML config; default LPHEDGE_CONFIG")] = None,
+        fee_income: Annotated[str | None, typer.Option(
+            "--fee-income", help="with --live: expected fee income of the budget period, USD "
+                                 "(default: the stored one)")] = None,
+        now: Annotated[int | None, typer.Option(
+            "--now", help="with --live: decide at this unix time")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the decision as JSON")] = False,
     ) -> None:
         """What the policy would do in a given state, with reasons (review before approving)."""
-        decision = _load(state, policy)
+        if live and state is not None:
+            raise UserError("--state and --live exclude each other")
+        if not live and state is None:
+            raise UserError("give --state FILE, or --live to assemble the state from the "
+                            "chain and venues")
+        if not live:
+            for flag, value in (("--dump-state", dump_state), ("--config", config),
+                                ("--fee-income", fee_income), ("--now", now)):
+                if value is not None:
+                    raise UserError(f"{flag} needs --live")
+        if dump_state is not None:
+            check_out_path(dump_state, "--dump-state")
+        income = _fee_income_cents(fee_income)
+        assembled = None
+        if state is not None:
+            decision = _load(state, policy)
+        else:
+            decision, assembled = _live(policy, config, now, income)
+            if dump_state is not None:
+                from policies.state_file import dumps_state
+
+                write_atomic(dump_state, dumps_state(assembled.observed, assembled.overrides))
         if as_json:
             typer.echo(json.dumps(decision_to_json(decision), indent=2, sort_keys=True))
             return
-        _render(decision, Console(width=200))
+        console = Console(width=200)
+        if assembled is not None:
+            console.print(f"live: chain {assembled.chain_id} block {assembled.block_number} "
+                          f"({assembled.block_hash}), approved policy {assembled.policy_hash}")
+            for note in assembled.notes():
+                console.print(note)
+            for t in assembled.exits:
+                console.print(f"override: exit LP #{t}")
+            for h in assembled.close_early:
+                console.print(f"override: close {h.instrument.venue}:{h.instrument.symbol} "
+                              f"{h.size} ({h.layer}) early")
+            if dump_state is not None:
+                console.print(f"state written to {dump_state}")
+        _render(decision, console)
