@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from bot.commands import backtest, db, demo, governance, plan, positions, signals
+from bot.commands import backtest, config, db, demo, governance, plan, positions, signals
 from bot.errors import exit_code, one_line
 
 app = typer.Typer(
@@ -26,7 +26,7 @@ def _root() -> None:
     """Layered outer protection (ALVH) for Uniswap v3 LP positions held by a Safe."""
 
 
-for module in (positions, demo, plan, signals, governance, backtest, db):
+for module in (positions, demo, plan, signals, governance, backtest, db, config):
     module.register(app)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import UserError
-from bot.settings import LEGACY_CHAIN_VARS, MULTICALL3_ADDRESS, load_settings
+from bot.settings import MULTICALL3_ADDRESS, load_settings
+from bot.settings_sources import LEGACY_CHAIN_VARS
 
 ADDR = "0x" + "ab" * 20
 FEED = "0x" + "cd" * 20
