@@ -79,15 +79,15 @@ def symbol(expiry: int, strike: float, kind: OptionKind) -> str:
     return f"ETH-{d.day}{_MON[d.month]}{d.year % 100:02d}-{strike:g}-{'P' if kind is OptionKind.PUT else 'C'}"
 
 
-_INSTRUMENTS: dict[tuple[int, float], Instrument] = {}
+_INSTRUMENTS: dict[tuple[int, float, OptionKind], Instrument] = {}
 
 
-def _put(expiry: int, strike: float, step: Decimal) -> Instrument:
-    key = (expiry, strike)
+def instrument(expiry: int, strike: float, kind: OptionKind, step: Decimal) -> Instrument:
+    """The listed instrument (one object per expiry/strike/kind: cheap equality)."""
+    key = (expiry, strike, kind)
     inst = _INSTRUMENTS.get(key)
     if inst is None:
-        inst = Instrument(VENUE, symbol(expiry, strike, OptionKind.PUT), "ETH", OptionKind.PUT,
-                          strike, expiry, step)
+        inst = Instrument(VENUE, symbol(expiry, strike, kind), "ETH", kind, strike, expiry, step)
         _INSTRUMENTS[key] = inst
     return inst
 
@@ -110,8 +110,18 @@ class Chain:
         self.sp_base = float(p["spread.base_of_mid"])
         self.sp_vol = float(p["spread.per_vol_of_mid"])
         self.sp_min = float(p["spread.min_usd"])
+        self.size_step = Decimal(str(p["deribit.size_step"]))
+        self.oi = float(p["deribit.open_interest"])
+        self._iv: dict[tuple[float, int], float] = {}
 
     def iv(self, strike: float, expiry: int) -> float:
+        key = (strike, expiry)
+        got = self._iv.get(key)
+        if got is None:
+            got = self._iv[key] = self._iv_calc(strike, expiry)
+        return got
+
+    def _iv_calc(self, strike: float, expiry: int) -> float:
         t_days = max((expiry - self.now) / DAY, 1.0 / 24)
         atm = self.atm30 * float((t_days / 30.0) ** self.slope)
         t = t_days / 365.0
@@ -141,21 +151,28 @@ class Chain:
         lo, hi = math.ceil(lo_usd / step), math.floor(hi_usd / step)
         return [k * step for k in range(lo, hi + 1)]
 
+    def quote(self, inst: Instrument) -> OptionQuote:
+        """Quote of one listed instrument now (held instruments: marks, greeks, rolls)."""
+        bid, ask, iv = self.bid_ask(inst.kind, inst.strike, inst.expiry)
+        return OptionQuote(inst, bid, ask, iv, self.oi, self.spot, self.now)
+
     def quotes(self, min_days: float, max_days: float, lo_usd: float | None = None,
-               hi_usd: float | None = None) -> tuple[OptionQuote, ...]:
-        """Puts with min_days <= tenor <= max_days and strikes in [lo_usd, hi_usd]."""
-        step = Decimal(str(self.p["deribit.size_step"]))
-        oi = float(self.p["deribit.open_interest"])
+               hi_usd: float | None = None, *, calls: bool = False,
+               call_ref: float | None = None) -> tuple[OptionQuote, ...]:
+        """Puts with min_days <= tenor <= max_days and strikes in [lo_usd, hi_usd]; with
+        ``calls``, calls struck from ``call_ref`` (max(spot, upper edge)) up to 25% above."""
         out: list[OptionQuote] = []
         strikes = self.strikes(lo_usd, hi_usd)
+        call_strikes: list[float] = []
+        if calls and call_ref is not None:
+            call_strikes = self.strikes(call_ref * 0.99, call_ref * 1.25)
         for exp in expiries(self.now, self.p):
             dte = (exp - self.now) / DAY
             if dte > max_days or dte < min_days:
                 continue
-            for k in strikes:
-                bid, ask, iv = self.bid_ask(OptionKind.PUT, k, exp)
-                out.append(OptionQuote(_put(exp, k, step), bid, ask, iv, oi, self.spot,
-                                       self.now))
+            for kind, ks in ((OptionKind.PUT, strikes), (OptionKind.CALL, call_strikes)):
+                for k in ks:
+                    out.append(self.quote(instrument(exp, k, kind, self.size_step)))
         return tuple(out)
 
 

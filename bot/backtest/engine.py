@@ -7,10 +7,15 @@ signal's level as the next step's hysteresis state, (3) rebuilds the synthetic c
 the same policies.alvh.decide(), (5) fills the intents: buys at the ask plus Deribit's
 fee, roll sales at the bid, expiries at intrinsic minus the delivery fee, perps at the
 mark plus the taker fee, funding at each settlement, and (6) accrues LP fees while in
-range and re-centres the LP every ``recenter_days`` (gas charged)."""
+range and re-centres the LP every ``recenter_days`` (gas charged).
+
+``Config.baseline`` replaces decide() by the naive baseline of the issue: always hold
+x_max of a ~30-day put struck 5% below the range's lower edge, bought at the ask, held
+to expiry and replaced (no signals, no perps)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
@@ -18,8 +23,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from bot.backtest.chain import Chain, Params, delivery_fee, expiries, trade_fee
-from bot.backtest.data import DAY, HOUR, BacktestError, History
+from bot.backtest.chain import Chain, Params, delivery_fee, expiries, instrument, trade_fee
+from bot.backtest.data import DAY, HOUR, USDC_FILE, BacktestError, History
 from policies import signals as S
 from policies.alvh import DecisionInputs, decide
 from policies.exposure import Exposure, exposure
@@ -28,7 +33,6 @@ from policies.hedge import (
     CloseOption,
     ExitLP,
     HedgeBook,
-    Instrument,
     OpenOption,
     PerpQuote,
     RollOption,
@@ -37,8 +41,8 @@ from policies.hedge import (
     intent_to_json,
 )
 from policies.layer_rules import engagement
-from policies.lp_math import get_tick_at_sqrt_ratio, lp_value
-from policies.policy_file import Policy
+from policies.lp_math import get_tick_at_sqrt_ratio
+from policies.policy_file import Coverage, Policy
 from policies.pricing import OptionKind
 from policies.risk import BudgetState
 from policies.types import Level, PoolState, Position, Regime, SignalReading, TickFeeGrowth, Token
@@ -47,7 +51,10 @@ YEAR = 365 * DAY
 USDC = Token("0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", "USDC", 6)
 WETH = Token("0xc02aaa39b223fe8d0a5e5c5d1b1f9dcfd8b1a2e1", "WETH", 18)
 TICK_SPACING = 10
-RSI_DAYS = 60  # hourly closes handed to rsi_macd (it needs >= 45 daily bars)
+RSI_DAYS = 60  # daily closes handed to rsi_macd (it needs >= 45 daily bars)
+UNDERLYING = "ETH"
+# DecisionInputs.held (issue 13, M3) exists once that fix has landed; older trees lack it
+_HAS_HELD = "held" in {f.name for f in dataclasses.fields(DecisionInputs)}
 
 
 @dataclass(frozen=True)
@@ -71,10 +78,13 @@ class LayerStats:
 @dataclass
 class Result:
     ts: list[int] = field(default_factory=list)
+    spot: list[float] = field(default_factory=list)
     unhedged: list[float] = field(default_factory=list)
     hedged: list[float] = field(default_factory=list)
     dvol: list[float] = field(default_factory=list)
+    atm_iv: list[float] = field(default_factory=list)  # 30-day ATM vol of the chain (fraction)
     engaged: list[tuple[str, ...]] = field(default_factory=list)
+    regime: list[str | None] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     fee_income: float = 0.0
     gas: float = 0.0
@@ -85,17 +95,23 @@ class Result:
     perp_fees: float = 0.0
     funding_paid: float = 0.0  # positive = paid, negative = received
     recenters: int = 0
+    exit_at: int | None = None
+    depeg_read: bool = False  # a usdc_usd_15m.csv was there
     layers: dict[str, LayerStats] = field(default_factory=lambda: defaultdict(LayerStats))
     unknown: dict[str, list[list[int]]] = field(default_factory=lambda: defaultdict(list))
-    final_ethx: float = 0.0  # x_max of the LP at the end
-    final_eth_held: float = 0.0  # ETH held by the LP at the end
+    unknown_reason: dict[str, str] = field(default_factory=dict)
+    ended: dict[str, int] = field(default_factory=dict)  # series -> last known-at time
+    final_ethx: float = 0.0  # x_max of the (unhedged) LP at the end
+    final_eth_held: float = 0.0  # ETH held by the (unhedged) LP at the end
 
-    def mark_unknown(self, name: str, now: int) -> None:
+    def mark_unknown(self, name: str, now: int, reason: str = "") -> None:
         spans = self.unknown[name]
         if spans and spans[-1][1] == now - HOUR:
             spans[-1][1] = now
         else:
             spans.append([now, now])
+            if reason:
+                self.unknown_reason.setdefault(name, reason)
 
 
 def _tick_for_usd(price: float) -> int:
@@ -116,173 +132,201 @@ class LP:
         lo = (_tick_for_usd(center * (1 + r)) // TICK_SPACING) * TICK_SPACING
         hi = -((-_tick_for_usd(center * (1 - r))) // TICK_SPACING) * TICK_SPACING
         self.pool_addr, self.token_id, self.tick_lower, self.tick_upper = pool_addr, token_id, lo, hi
-        e1 = self.exposure(center, liquidity=10**12)  # l_h = 1
+        self.cover = Coverage(underlying=UNDERLYING, quote="USDC", pool=pool_addr.lower(),
+                              underlying_token="token1", token_ids=())
+        e1 = self.exposure(center, liquidity=10**12)
         self.liquidity = int(value_usd / e1.value_usd * 10**12)
 
-    def _position(self, spot: float, liquidity: int) -> Position:
+    def position(self, spot: float, liquidity: int | None = None) -> Position:
         sqrt = _sqrt_x96(spot)
         pool = PoolState(self.pool_addr, USDC, WETH, 500, TICK_SPACING, sqrt,
                          get_tick_at_sqrt_ratio(sqrt), 0, 0, 0)
-        return Position(self.token_id, "0x" + "0" * 40, "0xC36442b4a4522E871399CD717aBDD847Ab11FE88",
-                        pool, self.tick_lower, self.tick_upper, liquidity, 0, 0, 0, 0,
-                        TickFeeGrowth(0, 0), TickFeeGrowth(0, 0))
-
-    def position(self, spot: float) -> Position:
-        return self._position(spot, self.liquidity)
+        return Position(self.token_id, "0x" + "0" * 40,
+                        "0xC36442b4a4522E871399CD717aBDD847Ab11FE88", pool, self.tick_lower,
+                        self.tick_upper, self.liquidity if liquidity is None else liquidity,
+                        0, 0, 0, 0, TickFeeGrowth(0, 0), TickFeeGrowth(0, 0))
 
     def exposure(self, spot: float, liquidity: int | None = None) -> Exposure:
-        from policies.policy_file import Coverage
-        cover = Coverage(underlying="ETH", quote="USDC", pool=self.pool_addr.lower(),
-                         underlying_token="token1", token_ids=())
-        return exposure(self._position(spot, self.liquidity if liquidity is None else liquidity),
-                        cover)
-
-    def value(self, spot: float, lower: float, upper: float) -> float:
-        return lp_value(self.liquidity * 1e-12, spot, lower, upper)
+        return exposure(self.position(spot, liquidity), self.cover)
 
 
 def _level_name(level: Level | None) -> str | None:
     return None if level is None else level.name.lower()
 
 
+class _Clock:
+    """Last value known at ``now`` of one (known-at, value) series (monotone cursor)."""
+
+    def __init__(self, history: History, series: str, points: list[tuple[int, float]]) -> None:
+        self.h, self.series, self.points = history, series, points
+
+    def at(self, now: int) -> tuple[int, float] | None:
+        i = self.h.idx(self.series, now)
+        return self.points[i - 1] if i else None
+
+
+def _strike_band(policy: Policy, names: list[str], ref: float, held: list[float],
+                 margin: float) -> tuple[float, float]:
+    """Put strikes worth quoting: the layers' offset bands below ``ref`` (min(spot, lower
+    edge)) widened by ``margin`` and by the tolerance, plus the held strikes (rolls)."""
+    lo_off = max(policy.layers[n].strike.put_offset[1] + policy.layers[n].strike.tolerance
+                 for n in names)
+    hi_off = min(policy.layers[n].strike.put_offset[0] for n in names)
+    lo = ref * max(1 - lo_off - margin, 0.05)
+    hi = ref * (1 - hi_off + margin)
+    if held:
+        lo, hi = min(lo, min(held) * (1 - margin)), max(hi, max(held) * (1 + margin))
+    return lo, hi
+
+
 def run(history: History, policy: Policy, cfg: Config, params: Params | None = None,
         progress: Callable[[int, int], None] | None = None) -> Result:
     p = params or Params.load()
-    if cfg.end <= cfg.start:
-        raise BacktestError(f"--to: must be after --from ({cfg.start} .. {cfg.end})")
-    first_known = history.spot[0][0]
-    last_known = history.spot[-1][0]
-    if cfg.start < first_known or cfg.end > last_known:
-        raise BacktestError(f"--from/--to: range {cfg.start}..{cfg.end} outside the spot history "
-                            f"({first_known}..{last_known}, known-at times)")
-    if history.idx("dvol", cfg.start) == 0:
-        raise BacktestError(f"--from: no DVOL close known at {cfg.start} (DVOL history starts "
-                            f"later); choose a later --from")
-    history.check_gaps(cfg.start, cfg.end)
+    _check_range(history, cfg)
     pool_addr = str(p["lp.pool"])
-    cover_pool = any(c.pool == pool_addr.lower() for c in policy.coverage)
-    if not cover_pool and not cfg.baseline:
+    if not cfg.baseline and not any(c.pool == pool_addr.lower() for c in policy.coverage):
         raise BacktestError(f"--policy: no [[coverage]] for the backtest pool {pool_addr}")
-    res = Result()
-    spot_of = history.spot
+    res = Result(depeg_read=history.usdc is not None and not cfg.baseline)
+    spot_clock = _Clock(history, "spot", history.spot)
+    dvol_clock = _Clock(history, "dvol", history.dvol)
+    usdc_clock = _Clock(history, "usdc", history.usdc) if history.usdc is not None else None
+    max_dvol_age = int(float(p["vol.max_dvol_age_hours"]) * HOUR)
 
     def spot_at(now: int) -> float:
-        i = history.idx("spot", now)
-        return spot_of[i - 1][1]
-
-    def dvol_at(now: int) -> float:
-        i = history.idx("dvol", now)
-        return history.dvol[i - 1][1]
+        got = spot_clock.at(now)
+        assert got is not None  # _check_range: spot known from start on
+        return got[1]
 
     start = cfg.start - cfg.start % HOUR
     s0 = spot_at(start)
     token_id = 1
     lp = LP(pool_addr, token_id, s0, cfg.range_pct, cfg.position_usd)
     lp_exp = lp.exposure(s0)
-    cash_lp = 0.0  # fees - gas, USD (unhedged and hedged share it)
+    cash_lp = 0.0  # fees - gas, USD (the unhedged LP; the hedged one until an exit)
     cash_hedge = 0.0  # option and perp cash flows
+    exit_usdc, exit_eth, exit_cash = 0.0, 0.0, 0.0  # what an ExitLP returned to the Safe
     book = HedgeBook()
-    perp_size = Decimal(0)
     prev_levels: dict[str, Level | None] = {}
     period_days = float(p["lp.budget_period_days"])
-    expected_cents = int(cfg.position_usd * cfg.fee_apr * period_days / 365 * 100)
     period_start, spent_total, session_day, spent_session = start, 0, start // DAY, 0
-    next_recenter = start + int(cfg.recenter_days * DAY)
-    perp_files = {v: f.removeprefix("eth_funding_").removesuffix(".csv")
-                  for v, f in dict(p["perp.funding_files"]).items()}
+    recenter_every = int(cfg.recenter_days * DAY)
+    next_recenter = start + recenter_every
+    gas = float(p["lp.gas_per_recenter_usd"])
+    perp_files = {v: _stem(f) for v, f in dict(p["perp.funding_files"]).items()}
     perp_venues = [v for v in policy.perp.venues if perp_files.get(v) in history.funding]
+    signal_files = {v: _stem(f) for v, f in dict(p["signals.funding_files"]).items()
+                    if _stem(f) in history.funding}
     taker = float(p["perp.taker_fee"])
-    funding_seen: dict[str, int] = {v: history.idx("f:" + perp_files[v], start)
-                                    for v in perp_venues}
-    order = policy.layer_order() if not cfg.baseline else []
+    funding_seen = {v: history.idx("f:" + perp_files[v], start) for v in perp_venues}
+    order = [] if cfg.baseline else policy.layer_order()
     tenor = {n: (policy.layers[n].min_days, policy.layers[n].max_days) for n in order}
-    exited = False
-    every = max(int(p["lp.signals_every_hours"]), 1)
-    readings: list[SignalReading] = []
+    calls = any(policy.layers[n].strike.calls for n in order)
+    margin = float(p["quotes.strike_margin"])
+    peg_max_age = int(p["depeg.max_age_seconds"])
+    for name, series in ([("dvol", "dvol")] + [(f"funding:{v}", "f:" + f)
+                                               for v, f in signal_files.items()]
+                         + [(f"perp_funding:{v}", "f:" + perp_files[v]) for v in perp_venues]
+                         + ([("usdc", "usdc")] if usdc_clock else [])):
+        end = history.end(series)
+        if end is not None and end < cfg.end:
+            res.ended[name] = end
     total = (cfg.end - start) // HOUR + 1
-    now = start
-    step = 0
+    now, step = start, 0
     while now <= cfg.end:
         spot = spot_at(now)
-        dv = dvol_at(now)
-        # --- LP: re-centre, fees
-        if not exited and now >= next_recenter:
-            value = lp.value(spot, lp_exp.lower, lp_exp.upper)
+        dv_pt = dvol_clock.at(now)
+        assert dv_pt is not None  # _check_range
+        dv = dv_pt[1]
+        dvol_fresh = now - dv_pt[0] <= max_dvol_age
+        if not dvol_fresh:
+            res.mark_unknown("option_chain", now, f"DVOL last known {now - dv_pt[0]} s before "
+                             f"(bound {max_dvol_age} s): no quotes, marks at the last DVOL")
+        # --- LP: re-centre (the hedged LP too, unless it was exited), fees while in range
+        if now >= next_recenter:
+            value = lp_exp.value_usd
             token_id += 1
             lp = LP(pool_addr, token_id, spot, cfg.range_pct, value)
-            cash_lp -= float(p["lp.gas_per_recenter_usd"])
-            res.gas += float(p["lp.gas_per_recenter_usd"])
+            cash_lp -= gas
+            res.gas += gas
             res.recenters += 1
-            next_recenter += int(cfg.recenter_days * DAY)
+            next_recenter += recenter_every
         lp_exp = lp.exposure(spot)
-        if exited:
-            lp_val = 0.0
-        else:
-            lp_val = lp_exp.value_usd
-            if now > start and lp_exp.lower <= spot <= lp_exp.upper:
-                fee = cfg.fee_apr * lp_val * HOUR / YEAR
-                cash_lp += fee
-                res.fee_income += fee
-        # --- funding settled in (prev, now]
+        lp_val = lp_exp.value_usd
+        if now > start and lp_exp.lower <= spot <= lp_exp.upper:
+            fee = cfg.fee_apr * lp_val * HOUR / YEAR
+            cash_lp += fee
+            res.fee_income += fee
+        # --- funding settled in (prev, now] on the perp held through it
+        perp_size = book.perp_total(UNDERLYING)
         for v in perp_venues:
             fv = perp_files[v]
             j = history.idx("f:" + fv, now)
             for fp in history.funding[fv][funding_seen[v]:j]:
-                pay = float(perp_size) * spot * fp.rate  # short (negative) with rate > 0 receives
+                pay = float(perp_size) * spot * fp.rate  # a short (negative) with rate > 0 receives
                 cash_hedge -= pay
                 res.funding_paid += pay
             funding_seen[v] = j
         # --- signals -> regime (known at now only)
-        fresh_signals = not cfg.baseline and (step % every == 0 or not readings)
-        if fresh_signals:
-            readings = []
-            i = history.idx("dvol", now)
-            readings.append(S.iv_percentile(history.dvol[max(0, i - 120):i], now,
-                                            prev_levels.get(S.IV_PERCENTILE)))
-            fund = {name: history.funding_upto(name, now) for name in history.funding}
-            for name in history.funding:
-                end = history.end("f:" + name)
-                if end is not None and now - end > 24 * HOUR:  # a file that ended early
-                    res.mark_unknown(f"funding:{name} (file ended)", now)
-            readings.append(S.funding(fund, now, prev_levels.get(S.FUNDING)))
-            j = history.idx("spot", now)
-            readings.append(S.rsi_macd(spot_of[max(0, j - 24 * RSI_DAYS):j], now,
-                                       prev_levels.get(S.RSI_MACD)))
+        readings: list[SignalReading] = []
+        if not cfg.baseline:
+            readings = _signals(history, now, prev_levels, signal_files, usdc_clock, peg_max_age)
             prev_levels = {r.name: r.level for r in readings}
-        for r in readings:
-            if r.level is None:
-                res.mark_unknown(r.name, now)
-        regime = S.aggregate("ETH", readings) if readings else Regime("ETH", None, "baseline")
+            for r in readings:
+                if r.level is None:
+                    res.mark_unknown(r.name, now, r.reason)
+                if r.name == S.FUNDING:
+                    venues = r.evidence.get("venues", {})
+                    for v, ev in (venues.items() if isinstance(venues, dict) else ()):
+                        if isinstance(ev, dict) and ev.get("level") is None:
+                            res.mark_unknown(f"funding:{v}", now, str(ev.get("reason", "")))
+        regime = S.aggregate(UNDERLYING, readings) if readings else Regime(
+            UNDERLYING, None, "baseline: no signals")
         if regime.level is None and not cfg.baseline:
-            res.mark_unknown("regime", now)
-        # --- budget period and session
+            res.mark_unknown("regime", now, regime.reason)
+        # --- budget period and session (UTC day)
         if now - period_start >= period_days * DAY:
             period_start, spent_total = now, 0
         if now // DAY != session_day:
             session_day, spent_session = now // DAY, 0
         chain = Chain(p, now, spot, dv)
         if cfg.baseline:
-            intents = _baseline(chain, book, lp_exp, now, p)
+            intents = _baseline(chain, book, lp_exp, now, p) if dvol_fresh else []
             after = apply_intents(book, intents)
         else:
-            # quotes only for tenors of layers engaged at this step (decide buys and rolls
-            # nothing for an idle layer; engagement is the same pure function decide uses)
-            wanted = [tenor[n] for n in order
-                      if engagement(n, policy.layers[n], regime, book.engagement("ETH", n),
-                                    now).engaged]
+            perp_quotes = []
+            for v in perp_venues:
+                rate = _rate_8h(history, perp_files[v], now)
+                if rate is None:
+                    res.mark_unknown(f"perp_funding:{v}", now, "no settlement in 2 days")
+                perp_quotes.append(PerpQuote(v, UNDERLYING, spot, rate, now))
             quotes: tuple[Any, ...] = ()
-            if wanted and not exited:
-                lo = min(w[0] for w in wanted)
-                hi = max(w[1] for w in wanted)
-                quotes = chain.quotes(lo, hi, lp_exp.lower * 0.85, lp_exp.lower * 1.01)
-            perp_quotes = tuple(
-                PerpQuote(v, "ETH", spot, _rate_8h(history, perp_files[v], now), now)
-                for v in perp_venues if history.idx("f:" + perp_files[v], now) > 0)
-            positions = () if exited else (lp.position(spot),)
+            if dvol_fresh:
+                # quotes for the tenors of the layers engaged at this step (decide buys and
+                # rolls nothing for an idle layer; engagement is the pure function decide
+                # uses) and for every held instrument (greeks, perp netting, rolls)
+                wanted = [n for n in order
+                          if engagement(n, policy.layers[n], regime,
+                                        book.engagement(UNDERLYING, n), now).engaged]
+                held = [h.instrument for h in book.options if h.instrument.expiry > now]
+                if wanted and res.exit_at is None:
+                    lo, hi = _strike_band(policy, wanted, min(spot, lp_exp.lower),
+                                          [i.strike for i in held], margin)
+                    quotes = chain.quotes(min(tenor[n][0] for n in wanted),
+                                          max(tenor[n][1] for n in wanted), lo, hi,
+                                          calls=calls, call_ref=max(spot, lp_exp.upper))
+                have = {q.instrument.key for q in quotes}
+                quotes += tuple(chain.quote(i) for i in held if i.key not in have)
+            positions = (lp.position(spot, 0 if res.exit_at is not None else None),)
+            extra: dict[str, Any] = {}
+            if _HAS_HELD and res.exit_at is not None and exit_eth > 0:
+                from policies.exposure import HeldUnderlying
+                extra["held"] = (HeldUnderlying(UNDERLYING, exit_eth),)
+            expected = int((lp_val if res.exit_at is None else 0.0) * cfg.fee_apr
+                           * period_days / 365 * 100)
             inputs = DecisionInputs(
                 now=now, policy=policy, positions=positions, regimes=(regime,), book=book,
-                budget=BudgetState(expected_cents, spent_total, spent_session),
-                quotes=quotes, perp_quotes=perp_quotes)
+                budget=BudgetState(expected, spent_total, spent_session),
+                quotes=quotes, perp_quotes=tuple(perp_quotes), **extra)
             decision = decide(inputs)
             intents = list(decision.intents)
             after = decision.book_after
@@ -306,7 +350,7 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
                 fee_s = trade_fee(p, spot, bid)
                 proceeds = max(bid - fee_s, 0.0) * float(it.close_size)
                 cash_hedge += proceeds
-                res.option_fees += fee_s * float(it.close_size)
+                res.option_fees += min(fee_s, bid) * float(it.close_size)
                 res.layers[it.layer].payoff_usd += proceeds
                 ask = it.limit_price
                 fee = trade_fee(p, spot, ask)
@@ -333,16 +377,21 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
                 fee = abs(float(it.delta)) * spot * taker
                 cash_hedge -= fee
                 res.perp_fees += fee
-                perp_size += it.delta
             elif isinstance(it, ExitLP):
-                cash_lp += lp_val
-                exited = True
+                # the LP's tokens come back to the Safe and are held from here on (the
+                # unhedged LP, which has no policy, stays in the pool)
+                exit_eth, exit_usdc = lp_exp.delta, lp_val - lp_exp.delta * spot
+                exit_cash = cash_lp
+                res.exit_at = now
             logged.append(intent_to_json(it))
         if logged:
             res.decisions.append({"now": now, "spot": spot, "dvol": dv,
                                   "regime": _level_name(regime.level),
                                   "regime_reason": regime.reason, "intents": logged})
         book = after
+        if res.exit_at is not None and book.exits_pending:
+            # the exit landed: nothing is in flight any more (the position has no liquidity)
+            book = dataclasses.replace(book, exits_pending=())
         engaged = tuple(sorted(e.layer for e in book.engaged))
         for n in engaged:
             res.layers[n].hours_engaged += 1
@@ -352,19 +401,66 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
             inst = h.instrument
             opt_mtm += chain.mid(inst.kind, inst.strike, inst.expiry) * float(h.size)
         unhedged = lp_val + cash_lp
-        hedged = unhedged + cash_hedge + opt_mtm + float(perp_size) * spot
+        lp_side = unhedged if res.exit_at is None else exit_usdc + exit_eth * spot + exit_cash
+        hedged = lp_side + cash_hedge + opt_mtm + float(book.perp_total(UNDERLYING)) * spot
         res.ts.append(now)
+        res.spot.append(spot)
         res.unhedged.append(unhedged)
         res.hedged.append(hedged)
         res.dvol.append(dv)
+        res.atm_iv.append(chain.atm30)
         res.engaged.append(engaged)
+        res.regime.append(_level_name(regime.level))
         step += 1
-        if progress is not None and step % 500 == 0:
+        if progress is not None and (step % 200 == 0 or step == total):
             progress(step, total)
         now += HOUR
-    res.final_ethx = 0.0 if exited else lp_exp.x_max
-    res.final_eth_held = 0.0 if exited else lp_exp.delta
+    res.final_ethx = lp_exp.x_max
+    res.final_eth_held = lp_exp.delta
     return res
+
+
+def _stem(file_name: str) -> str:
+    return file_name.removeprefix("eth_funding_").removesuffix(".csv")
+
+
+def _check_range(history: History, cfg: Config) -> None:
+    from adapters.market.history import iso
+    if cfg.end <= cfg.start:
+        raise BacktestError(f"--to: must be after --from ({iso(cfg.start)} .. {iso(cfg.end)})")
+    first_known = history.spot[0][0]
+    last_known = history.spot[-1][0]
+    if cfg.start < first_known or cfg.end > last_known:
+        raise BacktestError(f"--from/--to: range {iso(cfg.start)}..{iso(cfg.end)} outside the "
+                            f"spot history ({iso(first_known)}..{iso(last_known)}, known-at "
+                            "times)")
+    if history.idx("dvol", cfg.start) == 0:
+        raise BacktestError(f"--from: no DVOL close known at {iso(cfg.start)} (DVOL history "
+                            f"starts {iso(history.dvol[0][0])}); choose a later --from")
+    history.check_gaps(cfg.start, cfg.end)
+
+
+def _signals(history: History, now: int, prev: dict[str, Level | None],
+             funding_files: dict[str, str], usdc: _Clock | None,
+             peg_max_age: int) -> list[SignalReading]:
+    """The daemon's signal functions on what is known at ``now`` (bot/market_signals.py:
+    iv_percentile on DVOL, funding over the venues, rsi_macd on daily closes, depeg per
+    stable asset); term_structure and tvl_drop have no recorded history: not read, as
+    when the daemon has no source configured for them."""
+    out: list[SignalReading] = []
+    i = history.idx("dvol", now)
+    out.append(S.iv_percentile(history.dvol[max(0, i - 120):i], now, prev.get(S.IV_PERCENTILE)))
+    if funding_files:
+        fund = {v: history.funding_upto(f, now) for v, f in funding_files.items()}
+        out.append(S.funding(fund, now, prev.get(S.FUNDING)))
+    out.append(S.rsi_macd(history.daily_closes(now, RSI_DAYS), now, prev.get(S.RSI_MACD)))
+    if usdc is not None:
+        got = usdc.at(now)
+        q = (S.PegQuote("history:usdc_usd_15m", got[1], got[0], peg_max_age) if got else
+             S.PegQuote("history:usdc_usd_15m", None, None, peg_max_age, "no bar known yet"))
+        r = S.depeg("USDC", [q], now, prev.get(S.DEPEG))
+        out.append(dataclasses.replace(r, evidence={**r.evidence, "subject": "USDC"}))
+    return out
 
 
 def _rate_8h(history: History, venue_file: str, now: int) -> float | None:
@@ -381,7 +477,7 @@ def _baseline(chain: Chain, book: HedgeBook, e: Exposure, now: int, p: Params) -
     live = []
     for h in book.options:
         if h.instrument.expiry <= now:
-            out.append(CloseOption("ETH", "baseline", h.instrument, h.size, "expired"))
+            out.append(CloseOption(UNDERLYING, "baseline", h.instrument, h.size, "expired"))
         else:
             live.append(h)
     if live:
@@ -395,9 +491,9 @@ def _baseline(chain: Chain, book: HedgeBook, e: Exposure, now: int, p: Params) -
     size = (Decimal(repr(e.x_max)) / step).to_integral_value(rounding=ROUND_FLOOR) * step
     if size <= 0:
         return out
-    from bot.backtest.chain import _put
-    inst: Instrument = _put(exp, k, step)
-    out.append(OpenOption("ETH", "baseline", inst, size, ask, math.ceil(ask * float(size) * 100),
+    inst = instrument(exp, k, OptionKind.PUT, step)
+    out.append(OpenOption(UNDERLYING, "baseline", inst, size, ask,
+                          math.ceil(ask * float(size) * 100),
                           "baseline: always-on 30-day put 5% below the range"))
     return out
 
@@ -411,6 +507,10 @@ def iter_drawdowns(eq: list[float]) -> Iterator[float]:
 
 def max_drawdown(eq: list[float], base: float) -> float:
     return min(iter_drawdowns(eq), default=0.0) / base
+
+
+def drawdown_series(eq: list[float], base: float) -> list[float]:
+    return [d / base for d in iter_drawdowns(eq)]
 
 
 def worst_window_drawdown(eq: list[float], window: int, base: float) -> float:
@@ -430,33 +530,42 @@ def worst_window_drawdown(eq: list[float], window: int, base: float) -> float:
 def summary(res: Result, cfg: Config) -> dict[str, Any]:
     from adapters.market.history import iso
     base = cfg.position_usd
-    prot_cost = res.premium + res.option_fees + res.delivery_fees + res.perp_fees + max(
-        res.funding_paid, 0.0)
+    funding_paid = max(res.funding_paid, 0.0)
+    prot_cost = (res.premium + res.option_fees + res.delivery_fees + res.perp_fees
+                 + funding_paid)
 
     def side(eq: list[float]) -> dict[str, float]:
         return {"max_drawdown": round(max_drawdown(eq, base), 6),
                 "worst_7d_drawdown": round(worst_window_drawdown(eq, 168, base), 6),
                 "final_pnl_usd": round(eq[-1] - base, 2)}
 
+    un, he = side(res.unhedged), side(res.hedged)
+    fees = res.fee_income
     return {
         "from": iso(res.ts[0]), "to": iso(res.ts[-1]), "hours": len(res.ts),
-        "unhedged": side(res.unhedged), "hedged": side(res.hedged),
+        "mode": "baseline" if cfg.baseline else "policy",
+        "lp": {"range_pct": cfg.range_pct, "recenter_days": cfg.recenter_days,
+               "fee_apr": cfg.fee_apr, "position_usd": cfg.position_usd},
+        "unhedged": un, "hedged": he,
+        "worst_7d_ratio": (round(he["worst_7d_drawdown"] / un["worst_7d_drawdown"], 4)
+                           if un["worst_7d_drawdown"] < 0 else None),
         "protection_pnl_usd": round(res.hedged[-1] - res.unhedged[-1], 2),
-        "fee_income_usd": round(res.fee_income, 2), "gas_usd": round(res.gas, 2),
+        "fee_income_usd": round(fees, 2), "gas_usd": round(res.gas, 2),
         "recenters": res.recenters,
         "premium_usd": round(res.premium, 2), "option_fees_usd": round(res.option_fees, 2),
         "delivery_fees_usd": round(res.delivery_fees, 2),
         "option_payoff_usd": round(res.option_payoff, 2),
         "perp_fees_usd": round(res.perp_fees, 2), "funding_usd": round(res.funding_paid, 2),
-        "protection_cost_share": (round(prot_cost / res.fee_income, 6)
-                                  if res.fee_income > 0 else None),
-        "premium_share_of_fees": (round(res.premium / res.fee_income, 6)
-                                  if res.fee_income > 0 else None),
+        "protection_cost_share": round(prot_cost / fees, 6) if fees > 0 else None,
+        "premium_share_of_fees": round(res.premium / fees, 6) if fees > 0 else None,
+        "lp_exit": None if res.exit_at is None else iso(res.exit_at),
         "layers": {n: {"hours_engaged": s.hours_engaged, "spend_usd": round(s.spend_usd, 2),
                        "payoff_usd": round(s.payoff_usd, 2)}
                    for n, s in sorted(res.layers.items())},
         "unknown": {n: [[iso(a), iso(b)] for a, b in spans]
                     for n, spans in sorted(res.unknown.items())},
-        "not_modelled": ["depeg signal (no usdc_usd_15m.csv read yet)", "term_structure and "
-                         "tvl_drop signals (no recorded history)"],
+        "unknown_reasons": dict(sorted(res.unknown_reason.items())),
+        "series_ended": {n: iso(t) for n, t in sorted(res.ended.items())},
+        "not_modelled": ["term_structure and tvl_drop signals (no recorded history)"]
+        + ([] if res.depeg_read else [f"depeg signal (no {USDC_FILE} in the history)"]),
     }

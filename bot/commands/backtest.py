@@ -14,12 +14,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TimeElapsedColumn
 from rich.table import Table
 
 from bot.backtest.data import HOUR, BacktestError, load_history
 from bot.backtest.engine import Config, run, summary
-from bot.backtest.report import write_report
+from bot.backtest.report import check_report_deps, write_report
 from bot.policy_loader import load_policy
 from policies.policy_file import PolicyError
 
@@ -80,17 +80,20 @@ def register(app: typer.Typer) -> None:
         if end is None:
             end = hist.spot[-1][0] - hist.spot[-1][0] % HOUR
         cfg = Config(start, end, range_pct, recenter_days, fee_apr, position_usd, baseline)
+        if report is not None:
+            check_report_deps()  # fail before hours of work, not after
         console = Console(stderr=True)
         if json_out or not console.is_terminal:
             res = run(hist, pol, cfg)
         else:
-            with Progress(console=console, transient=True) as bar:
-                task = bar.add_task("backtest", total=(end - start) // HOUR + 1)
+            columns = (*Progress.get_default_columns(), TimeElapsedColumn())
+            with Progress(*columns, console=console, transient=True) as bar:
+                task = bar.add_task("backtest (hours)", total=(end - start) // HOUR + 1)
                 res = run(hist, pol, cfg,
                           progress=lambda done, total: bar.update(task, completed=done))
         out = summary(res, cfg)
         if report is not None:
-            write_report(report, res, out)
+            write_report(report, res, out, cfg.position_usd)
         if json_out:
             print(json.dumps(out))
             return

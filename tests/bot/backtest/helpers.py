@@ -81,3 +81,24 @@ max_quote_age_seconds = 300
 
 def always_on_policy() -> Policy:
     return parse_policy(POLICY)
+
+
+def write_usdc(d: Path, start: int, bars: int, price: Callable[[int], float | None]) -> Path:
+    """usdc_usd_15m.csv: 15-minute bars from ``start``; ``price(ts)`` None = a gap."""
+    with (d / "usdc_usd_15m.csv").open("w") as fh:
+        fh.write("ts_utc,open,high,low,close\n")
+        for k in range(bars):
+            ts = start + k * 900
+            v = price(ts)
+            if v is not None:
+                fh.write(f"{iso(ts)},{v},{v},{v},{v}\n")
+    return d
+
+
+def write_funding(d: Path, name: str, start: int, end: int, interval_h: int, rate: float) -> Path:
+    """eth_funding_<name>.csv: a constant ``rate`` per interval, settlements in [start, end)."""
+    with (d / f"eth_funding_{name}.csv").open("w") as fh:
+        fh.write("ts_utc,rate,interval_hours\n")
+        for ts in range(start, end, interval_h * H):
+            fh.write(f"{iso(ts)},{rate:.10f},{interval_h}\n")
+    return d
