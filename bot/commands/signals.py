@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from bot.errors import UserError
-from bot.market_signals import STATE_MAX_AGE_S, collect, state_keys
+from bot.market_signals import STATE_MAX_AGE_S, collect
 from bot.store import safe_db_url
 from policies.types import Level, SignalReading
 
@@ -155,12 +155,12 @@ def register(app: typer.Typer) -> None:
             except Exception as exc:
                 raise UserError(f"database {safe_db_url(db_url)}: "
                                 f"{' '.join(str(exc).split())[:200]}") from None
-        result = asyncio.run(collect(cfg, at, previous, engine))
+        snapshot = asyncio.run(collect(cfg, at, previous, engine))
         if engine is not None:
             from bot import market_store
 
-            market_store.save_levels(engine, state_keys(result), at)
-        out = render(result)
+            market_store.save_levels(engine, snapshot.levels(), at)
+        out = render(snapshot.as_result())
         if json_out:
             sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
         else:
