@@ -194,12 +194,17 @@ class MarketObserver:
                        for b in c.books]
         self._llama = DefiLlama(c.defillama_url, c.timeout_s) if c.defillama_slugs else None
         self._pool: Any = None
+        self._conn: Any = None
         self._chain_checked = False
         if c.feeds or c.pools or c.tvl_pools:
-            from adapters.evm.rpc import RpcPool
+            from adapters.evm.chain import ChainConnection
 
-            self._pool = RpcPool(list(c.rpc_urls), timeout=c.timeout_s,
-                                 rate_limit=c.rpc_rate_limit)
+            # the one chain access path (adapters/evm/chain.py): its RpcPool, and an
+            # AsyncWeb3 whose every request goes through that pool (throttle, timeout,
+            # failover per request, redaction) for the contract readers
+            self._conn = ChainConnection(list(c.rpc_urls), timeout=c.timeout_s,
+                                         rate_limit=c.rpc_rate_limit)
+            self._pool = self._conn.pool
         self._chain_types = (ChainlinkFeed, UniswapStablePool, PoolTvl)
         self._chain_sources(None)
         self._levels: dict[str, Level | None] = {}
@@ -220,8 +225,8 @@ class MarketObserver:
         closers: list[Awaitable[Any]] = [f.close() for f in self._funding.values()]
         closers += [v.close() for v in self._vol.values()]
         closers += [b.close() for _, b in self._books]
-        if self._pool is not None:
-            closers.append(self._pool.close())
+        if self._conn is not None:
+            closers.append(self._conn.aclose())
         await asyncio.gather(*closers, return_exceptions=True)
 
     # -- one tick ------------------------------------------------------------------------------
@@ -235,7 +240,7 @@ class MarketObserver:
             prev = dict(self._levels if previous is None else previous)
             if self._pool is not None:
                 await self._check_chain()
-                self._chain_sources(self._pool.w3)  # the healthiest endpoint this tick
+                self._chain_sources(self._conn.async_w3)  # every URL, failover per request
             results = await self._gather(self._units(now))
             snap = self._assess(now, prev, results)
             self._levels = snap.levels()
