@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import partial
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Literal
 
 from policies import signals as S
@@ -420,13 +420,20 @@ class MarketObserver:
             else:
                 sigs += [_obs(SignalReading(n, None, "deribit disabled in config"), None)
                          for n in (S.IV_PERCENTILE, S.TERM_STRUCTURE, S.RSI_MACD)]
+            for v in self.cfg.option_venues:
+                if v != "deribit" or u not in self._vol:
+                    why = ("deribit disabled in config" if v == "deribit" else
+                           f"no option market-data adapter for venue {v}")
+                    sources.append({"name": f"option_quotes:{v}:{u}", "status": "unknown",
+                                    "reason": why})
             sigs += shared
             regime = S.aggregate(u, [s.reading for s in sigs])
             underlyings.append(UnderlyingMarket(u, tuple(sigs), regime))
         return MarketSnapshot(now, tuple(underlyings), tuple(shared), tuple(option_quotes),
                               tuple(perp_quotes),
                               tuple(SourceStatus(str(s.get("name")), str(s.get("status")),
-                                                 str(s.get("reason") or ""), s)
+                                                 str(s.get("reason") or ""),
+                                                 MappingProxyType(s))
                                     for s in sources))
 
     def _deribit(self, u: str, now: int, prev: dict[str, Level | None],

@@ -102,7 +102,7 @@ async def test_stale_chain_is_stale_and_down_venue_unknown_with_reason() -> None
                                          dvol=[(now_ms // D * D - i * D, 50.0) for i in range(100)][::-1]).start()
     await servers["hyperliquid"].stop()  # down
     try:
-        async with MarketObserver(config(servers, option_venues=("deribit",),
+        async with MarketObserver(config(servers, option_venues=("deribit", "derive"),
                                          perp_venues=("hyperliquid",))) as obs:
             snap = await obs.read(now_ms // 1000)
     finally:
@@ -120,6 +120,10 @@ async def test_stale_chain_is_stale_and_down_venue_unknown_with_reason() -> None
     assert src["funding:hyperliquid:ETH/USDC:USDC"].status == "unknown"
     assert "unreachable" in src["funding:hyperliquid:ETH/USDC:USDC"].reason
     assert src["funding_history:hyperliquid:ETH"].status == "unknown"
+    # a configured option venue without a market-data adapter is said so, not silently empty
+    assert src["option_quotes:derive:ETH"].status == "unknown"
+    assert src["option_quotes:derive:ETH"].reason == "no option market-data adapter for venue derive"
+    assert {q.instrument.venue for q in snap.option_quotes} == {"deribit"}
 
 
 async def test_one_deadline_for_the_tick() -> None:
