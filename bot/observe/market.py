@@ -26,6 +26,7 @@ from typing import Any, Literal
 from policies import signals as S
 from policies.hedge import OptionQuote, PerpQuote
 from policies.types import Level, Regime, SignalReading
+from policies.vocab import FUNDING_VENUES
 
 Verdict = Literal["fresh", "stale", "unknown"]
 FUNDING_HISTORY_S = 31 * 86400
@@ -37,7 +38,7 @@ class MarketConfig:
     """What the market observer watches (mapped from settings in one place)."""
 
     underlyings: tuple[str, ...] = ("ETH",)
-    funding_venues: tuple[str, ...] = ("binanceusdm", "bybit", "okx", "hyperliquid", "deribit")
+    funding_venues: tuple[str, ...] = FUNDING_VENUES
     api_urls: Mapping[str, str] = field(default_factory=dict)  # venue -> base URL override
     timeout_s: float = 10.0  # per request
     rate_limit: int = 5  # requests per second per source

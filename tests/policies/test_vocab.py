@@ -166,8 +166,9 @@ LITERAL = re.compile(r"Literal\[([^\]]*)\]")
 
 
 def test_no_other_module_spells_out_a_vocabulary_literal() -> None:
-    """A ``Literal[...]`` of vocabulary names, or a tuple of the default layers, written
-    anywhere but policies/vocab.py is a second definition that can drift."""
+    """A ``Literal[...]`` of vocabulary names, or a tuple of the default layers, the funding
+    venues or the signal names, written anywhere but policies/vocab.py is a second
+    definition that can drift."""
     found = []
     for pkg in ("policies", "adapters", "bot"):
         for path in sorted((ROOT / pkg).rglob("*.py")):
@@ -181,6 +182,10 @@ def test_no_other_module_spells_out_a_vocabulary_literal() -> None:
                         found.append(f"{path.relative_to(ROOT)}: {what} Literal[{m.group(1)}]")
             if re.search(r"\(\s*[\"']short[\"'],\s*[\"']intermediate[\"'],\s*[\"']structural[\"']", text):
                 found.append(f"{path.relative_to(ROOT)}: the default layers spelt out")
+            for what, names in (("funding venues", V.FUNDING_VENUES), ("signal names", V.SIGNAL_NAMES)):
+                spelt = r",\s*".join(f"[\"']{n}[\"']" for n in names)
+                if re.search(r"\(\s*" + spelt, text):
+                    found.append(f"{path.relative_to(ROOT)}: the {what} spelt out")
     assert found == []
 
 
