@@ -179,9 +179,35 @@ def _strike_band(policy: Policy, names: list[str], ref: float, held: list[float]
     return lo, hi
 
 
-def run(history: History, policy: Policy, cfg: Config, params: Params | None = None,
-        progress: Callable[[int, int], None] | None = None) -> Result:
+def signal_track(history: History, cfg: Config,
+                 params: Params | None = None) -> list[list[SignalReading]]:
+    """Every hour's signal readings of a run over ``cfg.start..cfg.end``. They depend on
+    the history only (not on the policy), so a sweep computes them once and hands them to
+    ``run(track=...)``: the same calls, in the same order, as ``run`` makes without it."""
     p = params or Params.load()
+    _check_range(history, cfg)
+    usdc_clock = _Clock(history, "usdc", history.usdc) if history.usdc is not None else None
+    signal_files = {v: _stem(f) for v, f in dict(p["signals.funding_files"]).items()
+                    if _stem(f) in history.funding}
+    prev: dict[str, Level | None] = {}
+    out: list[list[SignalReading]] = []
+    now = cfg.start - cfg.start % HOUR
+    while now <= cfg.end:
+        readings = _signals(history, now, prev, signal_files, usdc_clock,
+                            int(p["depeg.max_age_seconds"]))
+        prev = {r.name: r.level for r in readings}
+        out.append(readings)
+        now += HOUR
+    return out
+
+
+def run(history: History, policy: Policy, cfg: Config, params: Params | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        track: list[list[SignalReading]] | None = None) -> Result:
+    """The backtest; ``track`` = signal_track(history, cfg, params) computed beforehand."""
+    p = params or Params.load()
+    if track is not None and len(track) != (cfg.end - cfg.start + cfg.start % HOUR) // HOUR + 1:
+        raise ValueError("track: not the signal track of this range")
     _check_range(history, cfg)
     pool_addr = str(p["lp.pool"])
     if not cfg.baseline and not any(c.pool == pool_addr.lower() for c in policy.coverage):
@@ -269,8 +295,12 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
         # --- signals -> regime (known at now only)
         readings: list[SignalReading] = []
         if not cfg.baseline:
-            readings = _signals(history, now, prev_levels, signal_files, usdc_clock, peg_max_age)
-            prev_levels = {r.name: r.level for r in readings}
+            if track is not None:
+                readings = track[step]
+            else:
+                readings = _signals(history, now, prev_levels, signal_files, usdc_clock,
+                                    peg_max_age)
+                prev_levels = {r.name: r.level for r in readings}
             for r in readings:
                 if r.level is None:
                     res.mark_unknown(r.name, now, r.reason)
@@ -333,6 +363,7 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
         # --- fills
         logged: list[dict[str, Any]] = []
         for it in intents:
+            fill: dict[str, float] = {}
             if isinstance(it, OpenOption):
                 ask = it.limit_price
                 fee = trade_fee(p, spot, ask)
@@ -341,6 +372,7 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
                 res.premium += ask * size
                 res.option_fees += fee * size
                 res.layers[it.layer].spend_usd += (ask + fee) * size
+                fill = {"price": ask, "fee": fee * size, "spend": (ask + fee) * size}
                 cents = intent_premium_cents(it)
                 spent_total += cents
                 spent_session += cents
@@ -358,6 +390,9 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
                 res.premium += ask * float(it.open_size)
                 res.option_fees += fee * float(it.open_size)
                 res.layers[it.layer].spend_usd += (ask + fee) * float(it.open_size)
+                fill = {"sale_price": bid, "payoff": proceeds, "price": ask,
+                        "fee": fee * float(it.open_size) + min(fee_s, bid) * float(it.close_size),
+                        "spend": (ask + fee) * float(it.open_size)}
                 cents = intent_premium_cents(it)
                 spent_total += cents
                 spent_session += cents
@@ -372,18 +407,21 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
                 res.option_payoff += pay
                 res.delivery_fees += dfee * float(it.size)
                 res.layers[it.layer].payoff_usd += pay
+                fill = {"settlement_price": settle, "fee": dfee * float(it.size), "payoff": pay}
             elif isinstance(it, AdjustPerp):
                 cash_hedge -= float(it.delta) * spot
                 fee = abs(float(it.delta)) * spot * taker
                 cash_hedge -= fee
                 res.perp_fees += fee
+                fill = {"price": spot, "fee": fee}
             elif isinstance(it, ExitLP):
                 # the LP's tokens come back to the Safe and are held from here on (the
                 # unhedged LP, which has no policy, stays in the pool)
                 exit_eth, exit_usdc = lp_exp.delta, lp_val - lp_exp.delta * spot
                 exit_cash = cash_lp
                 res.exit_at = now
-            logged.append(intent_to_json(it))
+                fill = {"usdc": exit_usdc, "eth": exit_eth, "price": spot}
+            logged.append({**intent_to_json(it), "fill": {k: round(v, 6) for k, v in fill.items()}})
         if logged:
             res.decisions.append({"now": now, "spot": spot, "dvol": dv,
                                   "regime": _level_name(regime.level),

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from bot.backtest.data import HOUR, BacktestError, load_history
 from bot.backtest.engine import Config, run, summary
+from bot.backtest.episodes import RECORDED, analyse, parse_window, to_text
 from bot.backtest.report import check_report_deps, write_report
 from bot.policy_loader import load_policy
 from policies.policy_file import PolicyError
@@ -58,6 +59,9 @@ def register(app: typer.Typer) -> None:
             "--baseline", help="naive always-on 30-day put 5% below the range")] = False,
         json_out: Annotated[bool, typer.Option("--json", help="summary as one JSON object")] = False,
         report: Annotated[Path | None, typer.Option("--report", help="write outputs here")] = None,
+        episode: Annotated[list[str] | None, typer.Option(
+            "--episode", help="[NAME=]FROM..TO: when each layer engaged and why, cost, payoff "
+            "(repeatable; 'recorded' = the four episodes of the recorded history)")] = None,
     ) -> None:
         """Backtest the policy on recorded history, hour by hour, with the daemon's decide()."""
         _positive(range_pct, "--range-pct")
@@ -71,6 +75,12 @@ def register(app: typer.Typer) -> None:
             pol = load_policy(str(policy))
         except PolicyError as exc:
             raise BacktestError(f"{policy}: {exc}") from None
+        windows = []
+        for text in episode or []:
+            if text == "recorded":
+                windows += [parse_window(f"{n}={a}..{b}") for n, (a, b) in RECORDED.items()]
+            else:
+                windows.append(parse_window(text))
         hist = load_history(history)
         start = _date(date_from, "--from")
         end = _date(date_to, "--to")
@@ -79,6 +89,9 @@ def register(app: typer.Typer) -> None:
             start += -start % HOUR
         if end is None:
             end = hist.spot[-1][0] - hist.spot[-1][0] % HOUR
+        for name, a, b in windows:
+            if b < start or a > end:
+                raise BacktestError(f"--episode {name}: outside --from/--to")
         cfg = Config(start, end, range_pct, recenter_days, fee_apr, position_usd, baseline)
         if report is not None:
             check_report_deps()  # fail before hours of work, not after
@@ -92,6 +105,8 @@ def register(app: typer.Typer) -> None:
                 res = run(hist, pol, cfg,
                           progress=lambda done, total: bar.update(task, completed=done))
         out = summary(res, cfg)
+        if windows:
+            out["episodes"] = [analyse(res, *w) for w in windows]
         if report is not None:
             write_report(report, res, out, cfg.position_usd)
         if json_out:
@@ -115,3 +130,5 @@ def register(app: typer.Typer) -> None:
         for name, spans in out["unknown"].items():
             print(f"unknown {name}: " + ", ".join(f"{a}..{b}" for a, b in spans[:5])
                   + (" ..." if len(spans) > 5 else ""))
+        for ep in out.get("episodes", []):
+            print(to_text(ep))

@@ -136,3 +136,42 @@ def test_funding_accrues_per_settlement(tmp_path: Path, interval_h: int) -> None
     settlements = sum(1 for ts in range(T0, T0 + 120 * D, interval_h * H) if t0 < ts <= cfg.end)
     assert res.funding_paid == pytest.approx(size * P0 * rate * settlements, rel=1e-9)
     assert res.funding_paid < 0  # a short receives positive funding
+
+
+def test_episode_analysis_matches_the_run(tmp_path: Path) -> None:
+    """A crash with a DVOL spike: the episode names each engagement with its time and
+    reason, and its spend/payoff over the whole run equal the run's own per-layer totals."""
+    from bot.backtest.episodes import analyse, parse_window
+
+    spike = T0 + 95 * D
+    h = load_history(write_history(tmp_path, 130, _price_path,
+                                   lambda ts: 150.0 if spike <= ts < spike + 5 * D else 60.0))
+    cfg = Config(T0 + 80 * D, T0 + 120 * D, recenter_days=1000)
+    res = run(h, load_policy(str(EXAMPLE)), cfg)
+    name, a, b = parse_window(f"crash={iso(cfg.start)[:10]}..{iso(cfg.end)[:10]}")
+    ep = analyse(res, name, a, b)
+    engaged = [(rec["now"], i["layer"], i["reason"]) for rec in res.decisions
+               for i in rec["intents"] if i["action"] == "engage_layer"]
+    assert engaged, "the spike must engage a layer"
+    got = [(e["time"], n, e["reason"]) for n, v in ep["layers"].items() for e in v["events"]
+           if e["action"] == "engage_layer"]
+    assert sorted(got) == sorted((iso(t), n, r) for t, n, r in engaged)
+    for n, v in ep["layers"].items():
+        assert v["spend_usd"] == pytest.approx(res.layers[n].spend_usd, abs=0.01)
+        assert v["payoff_usd"] == pytest.approx(res.layers[n].payoff_usd, abs=0.01)
+        assert v["hours_engaged"] == res.layers[n].hours_engaged
+    assert ep["protection_pnl_usd"] == pytest.approx(
+        (res.hedged[-1] - res.unhedged[-1]) - (res.hedged[0] - res.unhedged[0]), abs=0.01)
+
+
+def test_precomputed_signal_track_gives_the_same_run(tmp_path: Path) -> None:
+    from bot.backtest.engine import signal_track
+
+    d = write_history(tmp_path, 120, _price_path, lambda ts: 60.0 + (ts - T0) / D)
+    write_usdc(d, T0, 120 * 96, lambda ts: 1.0)
+    h = load_history(d)
+    cfg = Config(T0 + 80 * D, T0 + 110 * D, recenter_days=7)
+    pol = load_policy(str(EXAMPLE))
+    a, b = run(h, pol, cfg), run(h, pol, cfg, track=signal_track(h, cfg))
+    assert (a.hedged, a.decisions, a.regime, dict(a.unknown)) == (
+        b.hedged, b.decisions, b.regime, dict(b.unknown))
