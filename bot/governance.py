@@ -8,7 +8,7 @@ refusal and application lands in the audit table (bot.audit_store).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -42,12 +42,9 @@ class PreflightRefused(GovernanceError):
 
 
 # ---------------------------------------------------------------------------------- policy
-@dataclass(frozen=True)
-class GovernanceSettings:
-    """The approved policy's [governance] section; strict when absent."""
-
-    single_owner_may_tighten: bool = False
-    override_max_ttl_hours: float = 72.0
+# The approved policy's [governance] section is policies.policy_file.Governance itself;
+# without an approved policy at hand, its defaults (strict) apply.
+STRICT = policy_file.Governance()
 
 
 def _parse(content: bytes) -> policy_file.Policy:
@@ -65,10 +62,9 @@ def policy_hash_of_bytes(content: bytes) -> bytes:
     return bytes(policy_file.policy_hash(_parse(content)))
 
 
-def governance_settings(content: bytes) -> GovernanceSettings:
-    """The policy's [governance] section (single_owner_may_tighten, override_max_ttl_hours)."""
-    gov = _parse(content).governance
-    return GovernanceSettings(bool(gov.single_owner_may_tighten), float(gov.override_max_ttl_hours))
+def policy_layers(content: bytes) -> tuple[str, ...]:
+    """The layer names the policy declares: the ones an override may name."""
+    return tuple(_parse(content).layers)
 
 
 def approval_text(policy_hash: bytes) -> str:
@@ -124,9 +120,17 @@ def sign_policy(content: bytes, owner: LocalAccount, chain_id: int, safe: str) -
 class LoadedPolicy:
     content: bytes
     policy_hash: bytes
-    settings: GovernanceSettings
+    policy: policy_file.Policy  # parsed once, from the approved bytes
     from_file: bool  # False: the file was unapproved and this is the last approved policy
     warning: str = ""
+
+    @property
+    def governance(self) -> policy_file.Governance:
+        return self.policy.governance
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(self.policy.layers)
 
 
 class PolicyGate:
@@ -206,21 +210,22 @@ class PolicyGate:
 
     def load_bytes(self, content: bytes, label: str = "policy") -> LoadedPolicy:
         try:
-            phash = policy_hash_of_bytes(content)
+            policy = _parse(content)  # parsed once: the hash and LoadedPolicy.policy
         except PolicyNotApproved as exc:  # an edited file that no longer parses
             refusal = f"{label} is refused: {exc}"
             self.store.record("refusal", "policy", keccak(content), self.safe.chain_id, self.safe.address, reason=refusal)
             return self._last_approved(refusal)
+        phash = bytes(policy_file.policy_hash(policy))
         reason = "no approval recorded"
         for approval in self.store.policy_approvals(self.safe.chain_id, self.safe.address):
             if approval.policy_hash == "0x" + phash.hex():
                 ok, reason = self.still_valid(approval)
                 if ok:
-                    return LoadedPolicy(content, phash, governance_settings(content), True)
+                    return LoadedPolicy(content, phash, policy, True)
         # The Safe may also have signed the message on-chain (SignMessageLib): empty signature.
         req = approval_request(phash, self.safe.chain_id, self.safe.address)
         if self.safe.is_valid_signature(req.data_hash, b"").valid:
-            return LoadedPolicy(content, phash, governance_settings(content), True)
+            return LoadedPolicy(content, phash, policy, True)
         refusal = f"{label} (hash 0x{phash.hex()}) is not approved by the Safe: {reason}"
         self.store.record("refusal", "policy", phash, self.safe.chain_id, self.safe.address, reason=refusal)
         return self._last_approved(refusal)
@@ -232,7 +237,7 @@ class PolicyGate:
             if ok:
                 return LoadedPolicy(
                     approval.content, bytes(HexBytes(approval.policy_hash)),
-                    governance_settings(approval.content), False,
+                    _parse(approval.content), False,
                     warning=refusal + f"; running the last approved policy {approval.policy_hash}",
                 )
         raise PolicyNotApproved(refusal)
@@ -243,6 +248,8 @@ OVERRIDE_KINDS: dict[str, tuple[str, ...]] = dict(vocab.OVERRIDE_PARAMS)  # kind
 # Tightening: more protection or less risk. Only these may pass with one owner, and only
 # when the approved policy says so. Everything else is loosening and needs the threshold.
 TIGHTENING_KINDS = vocab.TIGHTENING_KINDS
+# The layers an override may name when no approved policy is at hand; with one, exactly the
+# layers it declares (LoadedPolicy.layers).
 LAYERS = vocab.DEFAULT_LAYERS
 
 OVERRIDE_TYPES = {
@@ -268,22 +275,25 @@ def canonical_params(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
 
 
-def validate_override(kind: str, params: dict[str, Any], reason: str) -> None:
+def validate_override(kind: str, params: dict[str, Any], reason: str,
+                      layers: Collection[str] = LAYERS) -> None:
+    """Kind, params and reason of an override; ``layers`` are those the policy declares."""
     if kind not in OVERRIDE_KINDS:
         raise OverrideRefused(f"unknown override kind {kind!r} (one of {', '.join(OVERRIDE_KINDS)})")
     missing = [p for p in OVERRIDE_KINDS[kind] if p not in params]
     if missing:
         raise OverrideRefused(f"{kind} needs params: {', '.join(missing)}")
-    if "layer" in params and params["layer"] not in LAYERS:
-        raise OverrideRefused(f"layer must be one of {', '.join(LAYERS)}")
+    if "layer" in params and params["layer"] not in layers:
+        raise OverrideRefused(f"layer must be one of {', '.join(layers)}")
     if not reason.strip():
         raise OverrideRefused("an override needs a reason")
 
 
 def override_typed_data(
-    kind: str, params: dict[str, Any], reason: str, chain_id: int, safe: str, nonce: int, expiry: int
+    kind: str, params: dict[str, Any], reason: str, chain_id: int, safe: str, nonce: int, expiry: int,
+    layers: Collection[str] = LAYERS,
 ) -> dict[str, Any]:
-    validate_override(kind, params, reason)
+    validate_override(kind, params, reason, layers)
     safe = to_checksum_address(safe)
     return {
         "types": OVERRIDE_TYPES,
@@ -320,17 +330,17 @@ class OverrideProposal:
         }
 
 
-def proposal_from_typed_data(typed_data: dict[str, Any]) -> OverrideProposal:
+def proposal_from_typed_data(typed_data: dict[str, Any], layers: Collection[str] = LAYERS) -> OverrideProposal:
     """Recompute every hash from the fields (never trust a hash written in a file)."""
     try:
-        return _proposal_from_typed_data(typed_data)
+        return _proposal_from_typed_data(typed_data, layers)
     except KeyError as exc:
         raise OverrideRefused(f"override typed data: missing field {exc}") from exc
     except (TypeError, ValueError, AttributeError) as exc:
         raise OverrideRefused(f"override typed data: malformed value ({exc})") from exc
 
 
-def _proposal_from_typed_data(typed_data: dict[str, Any]) -> OverrideProposal:
+def _proposal_from_typed_data(typed_data: dict[str, Any], layers: Collection[str]) -> OverrideProposal:
     if not isinstance(typed_data, dict) or typed_data.get("types") != OVERRIDE_TYPES or typed_data.get("primaryType") != "Override":
         raise OverrideRefused("not an lphedge Override typed-data document")
     m, d = typed_data["message"], typed_data["domain"]
@@ -344,7 +354,7 @@ def _proposal_from_typed_data(typed_data: dict[str, Any]) -> OverrideProposal:
         raise OverrideRefused("override params are not JSON") from exc
     if canonical_params(params) != m["params"]:
         raise OverrideRefused("override params are not in canonical JSON form")
-    validate_override(m["kind"], params, m["reason"])
+    validate_override(m["kind"], params, m["reason"], layers)
     ohash = safe_mod.typed_data_hash(typed_data)
     return OverrideProposal(
         typed_data, ohash, safe_mod.safe_message_hash(int(m["chainId"]), str(m["safe"]), ohash)
@@ -353,8 +363,10 @@ def _proposal_from_typed_data(typed_data: dict[str, Any]) -> OverrideProposal:
 
 def propose_override(
     kind: str, params: dict[str, Any], reason: str, chain_id: int, safe: str, nonce: int, expiry: int,
+    layers: Collection[str] = LAYERS,
 ) -> OverrideProposal:
-    return proposal_from_typed_data(override_typed_data(kind, params, reason, chain_id, safe, nonce, expiry))
+    return proposal_from_typed_data(
+        override_typed_data(kind, params, reason, chain_id, safe, nonce, expiry, layers), layers)
 
 
 def sign_override(proposal: OverrideProposal, owner: LocalAccount) -> dict[str, Any]:
@@ -363,7 +375,9 @@ def sign_override(proposal: OverrideProposal, owner: LocalAccount) -> dict[str, 
     return {**proposal.to_json(), "type": "lphedge.override-signature", "signer": owner.address, "signature": "0x" + sig.hex()}
 
 
-def read_override_files(docs: list[dict[str, Any]]) -> tuple[OverrideProposal, list[tuple[str, bytes]]]:
+def read_override_files(
+    docs: list[dict[str, Any]], layers: Collection[str] = LAYERS,
+) -> tuple[OverrideProposal, list[tuple[str, bytes]]]:
     """The one proposal all files agree on, and the (claimed signer, signature) pairs.
     A file missing a field or holding a malformed value is refused, naming what is wrong."""
     proposals = {}
@@ -373,7 +387,7 @@ def read_override_files(docs: list[dict[str, Any]]) -> tuple[OverrideProposal, l
             if not isinstance(doc, dict) or doc.get("type") not in ("lphedge.override", "lphedge.override-signature"):
                 kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
                 raise OverrideRefused(f"not an override file (type {kind!r})")
-            prop = proposal_from_typed_data(doc["typed_data"])
+            prop = proposal_from_typed_data(doc["typed_data"], layers)
             claimed = doc.get("override_hash")
             if claimed and bytes(HexBytes(claimed)) != prop.override_hash:
                 raise OverrideRefused(f"file claims hash {claimed} but its fields hash to 0x{prop.override_hash.hex()}")
@@ -400,10 +414,12 @@ class AppliedOverride:
 class OverrideGate:
     """Verify an override against the Safe's current owners and threshold; apply it once."""
 
-    def __init__(self, safe: SafeReads, store: AuditStore, settings: GovernanceSettings) -> None:
+    def __init__(self, safe: SafeReads, store: AuditStore, governance: policy_file.Governance,
+                 layers: tuple[str, ...] = LAYERS) -> None:
         self.safe = safe
         self.store = store
-        self.settings = settings
+        self.governance = governance
+        self.layers = layers
 
     def _refuse(self, proposal: OverrideProposal, reason: str, actor: str = "") -> NoReturn:
         self.store.record(
@@ -420,7 +436,7 @@ class OverrideGate:
 
     def apply(self, docs: list[dict[str, Any]], now: int) -> AppliedOverride:
         try:
-            proposal, sigs = read_override_files(docs)
+            proposal, sigs = read_override_files(docs, self.layers)
         except OverrideRefused as exc:
             self.store.record("refusal", "override", b"", self.safe.chain_id, self.safe.address, reason=str(exc))
             raise
@@ -437,8 +453,8 @@ class OverrideGate:
         expiry = int(m["expiry"])
         if expiry <= now:
             self._refuse(proposal, f"expired at {expiry} (now {now})")
-        if expiry > now + int(self.settings.override_max_ttl_hours * 3600):
-            self._refuse(proposal, f"expiry {expiry} further than {self.settings.override_max_ttl_hours} h ahead")
+        if expiry > now + int(self.governance.override_max_ttl_hours * 3600):
+            self._refuse(proposal, f"expiry {expiry} further than {self.governance.override_max_ttl_hours} h ahead")
 
         owners = set(self.safe.owners())
         threshold = self.safe.threshold()
@@ -457,7 +473,7 @@ class OverrideGate:
             pairs[signer] = sig
             self.store.record("signature", "override", ohash, self.safe.chain_id, self.safe.address, actor=signer)
         tightening = m["kind"] in TIGHTENING_KINDS
-        required = 1 if tightening and self.settings.single_owner_may_tighten else threshold
+        required = 1 if tightening and self.governance.single_owner_may_tighten else threshold
         if len(pairs) < required:
             what = "tightening" if tightening else "loosening"
             self._refuse(proposal, f"under threshold: {len(pairs)} of {required} owner signature(s) for {what} override {m['kind']}")

@@ -19,7 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from bot.errors import Transient, UserError
+from bot.errors import Refused, Transient, UserError
 
 policy_app = typer.Typer(help="Approve the policy the bot runs (a Safe signature over its hash).", no_args_is_help=True)
 override_app = typer.Typer(help="Threshold-signed overrides (EIP-712 typed messages).", no_args_is_help=True)
@@ -145,7 +145,7 @@ def policy_approve(
         if key_file is None and key_env is None:
             req = G.approval_request(G.policy_hash_of_bytes(content), sa.chain_id, sa.address)
             if sa.get_message_hash(req.data_hash) != req.safe_message_hash:
-                raise UserError("the Safe's getMessageHash disagrees with the local hash; refusing")
+                raise Refused("the Safe's getMessageHash disagrees with the local hash; refusing")
             _emit({"chain_id": sa.chain_id, "safe": sa.address, **req.to_json()}, out)
             return
         doc = G.sign_policy(content, load_key(key_file, key_env), sa.chain_id, sa.address)
@@ -209,6 +209,7 @@ def override_propose(
     rpc_url: RpcOpt = None,
     safe: SafeOpt = None,
     db: DbOpt = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="approved policy: its layers may be named; default short/intermediate/structural")] = None,
 ) -> None:
     """Print the override's hash and typed data (JSON) for the owners to sign."""
     from bot import governance as G
@@ -217,11 +218,13 @@ def override_propose(
         raise UserError("--ttl-hours must be > 0")
     sa, store = _safe(rpc_url, safe), _store(db)
     n = store.next_override_nonce(sa.chain_id, sa.address) if nonce is None else nonce
+    loaded = G.PolicyGate(sa, store).load(policy) if policy else None
+    layers = loaded.layers if loaded else G.LAYERS
     prop = G.propose_override(kind, _parse_params(param or []), reason, sa.chain_id, sa.address, n,
-                              int(time.time() + ttl_hours * 3600))
+                              int(time.time() + ttl_hours * 3600), layers)
     if sa.get_message_hash(prop.override_hash) != prop.safe_message_hash:
-        raise UserError("the Safe's getMessageHash disagrees with the local hash; refusing")
-    G.OverrideGate(sa, store, G.GovernanceSettings()).record_proposal(prop)
+        raise Refused("the Safe's getMessageHash disagrees with the local hash; refusing")
+    G.OverrideGate(sa, store, loaded.governance if loaded else G.STRICT, layers).record_proposal(prop)
     _emit(prop.to_json(), out)
 
 
@@ -231,12 +234,19 @@ def override_sign(
     key_file: KeyFileOpt = None,
     key_env: KeyEnvOpt = None,
     out: OutOpt = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="the policy whose layers the override may name; default short/intermediate/structural")] = None,
 ) -> None:
     """An owner signs locally (offline: no RPC needed). Hashes are recomputed from the fields."""
     from bot import governance as G
 
     doc = _read_json(file)
-    prop = G.proposal_from_typed_data(doc.get("typed_data") or {})
+    layers = G.LAYERS
+    if policy is not None:
+        try:
+            layers = G.policy_layers(policy.read_bytes())
+        except OSError as exc:
+            raise UserError(f"cannot read {policy}: {exc.strerror}") from None
+    prop = G.proposal_from_typed_data(doc.get("typed_data") or {}, layers)
     claimed = doc.get("override_hash")
     if claimed and claimed.lower() != "0x" + prop.override_hash.hex():
         raise UserError(f"{file} claims hash {claimed} but its fields hash to 0x{prop.override_hash.hex()}")
@@ -258,8 +268,9 @@ def override_apply(
     from bot import governance as G
 
     sa, store = _safe(rpc_url, safe), _store(db)
-    settings = G.PolicyGate(sa, store).load(policy).settings if policy else G.GovernanceSettings()
-    applied = G.OverrideGate(sa, store, settings).apply([_read_json(f) for f in files], now=int(time.time()))
+    loaded = G.PolicyGate(sa, store).load(policy) if policy else None
+    gate = G.OverrideGate(sa, store, loaded.governance, loaded.layers) if loaded else G.OverrideGate(sa, store, G.STRICT)
+    applied = gate.apply([_read_json(f) for f in files], now=int(time.time()))
     r = applied.record
     result = {"applied": True, "override_hash": r.override_hash, "kind": r.kind, "params": json.loads(r.params),
               "nonce": r.nonce, "expiry": r.expiry, "signers": applied.signers, "required": applied.required}

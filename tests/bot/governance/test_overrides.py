@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 from adapters.evm import safe as S
 from bot import governance as G
 from bot.audit_store import AuditStore
+from policies import policy_file
 
 pytestmark = pytest.mark.xdist_group("governance")
 
 NOW = 1_800_000_000
-STRICT = G.GovernanceSettings(single_owner_may_tighten=False, override_max_ttl_hours=48)
-LENIENT = G.GovernanceSettings(single_owner_may_tighten=True, override_max_ttl_hours=48)
+STRICT = policy_file.Governance(single_owner_may_tighten=False, override_max_ttl_hours=48)
+LENIENT = policy_file.Governance(single_owner_may_tighten=True, override_max_ttl_hours=48)
 
 
 def proposal(safe: S.SafeAdapter, kind: str = "disable_hedging", params: dict[str, Any] | None = None,
@@ -280,7 +281,7 @@ class _StaleOwners:
 
 @pytest.mark.parametrize("kind, settings_", [("disable_hedging", STRICT), ("emergency_exit", LENIENT)])
 def test_the_safes_onchain_verdict_decides_over_a_stale_owner_list(
-    kind: str, settings_: G.GovernanceSettings, clean_chain: Any, safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore
+    kind: str, settings_: policy_file.Governance, clean_chain: Any, safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore
 ) -> None:
     from tests.bot.governance.conftest import execute_with_owners
 
