@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.errors import UserError
 from bot.settings import MULTICALL3_ADDRESS, load_settings
@@ -280,3 +282,37 @@ def test_example_config_loads(tmp_path: Path) -> None:
     s = load_settings(Path(PROJECT_ROOT) / "examples" / "lphedge.toml")
     assert s.chain.chain_id == 1 and len(s.rpc_url_list) >= 2
     assert s.market.feeds and s.venues and s.alerts.sinks and s.api.host == "127.0.0.1"
+
+
+# ------------------------------------------------------------------------------ property
+SOURCE_VALUES = {"init": 5.0, "env": 4.0, "dotenv": 3.0, "toml": 2.0}  # highest first
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # each example is self-contained
+@given(st.lists(st.sampled_from(list(SOURCE_VALUES)), unique=True))
+def test_highest_present_source_wins(present: list[str]) -> None:
+    """Whatever subset of sources sets market.timeout_s, the value and its origin are
+    those of the highest one present (the default when none is)."""
+    import contextlib
+    import os
+    import tempfile
+
+    var = "LPHEDGE_MARKET__TIMEOUT_S"
+    with tempfile.TemporaryDirectory() as d, contextlib.chdir(d):
+        cfg = Path(d) / "c.toml"
+        cfg.write_text(f"[market]\ntimeout_s = {SOURCE_VALUES['toml']}\n" if "toml" in present else "")
+        if "dotenv" in present:
+            Path(d, ".env").write_text(f"{var}={SOURCE_VALUES['dotenv']}\n")
+        if "env" in present:
+            os.environ[var] = str(SOURCE_VALUES["env"])
+        try:
+            init = {"market": {"timeout_s": SOURCE_VALUES["init"]}} if "init" in present else {}
+            s = load_settings(cfg, **init)
+        finally:
+            os.environ.pop(var, None)
+    top = next((name for name in SOURCE_VALUES if name in present), None)
+    assert s.market.timeout_s == (SOURCE_VALUES[top] if top else 10.0)
+    expected_origin = {"init": "given", "env": var, "dotenv": f"{var} in .env", "toml": str(cfg),
+                       None: None}[top]
+    assert s.origins.get("market.timeout_s") == expected_origin
