@@ -46,27 +46,44 @@ def _last_friday(year: int, month: int) -> int:
     return last - (d.weekday() - 4) % 7
 
 
+_LISTED: dict[tuple[int, ...], list[int]] = {}
+
+
 def expiries(now: int, p: Params) -> list[int]:
-    """Listed expiries after ``now`` (unix seconds, 08:00 UTC)."""
+    """Listed expiries after ``now`` (unix seconds, 08:00 UTC). They depend on ``now`` only
+    through the next 08:00 after it (every expiry is at 08:00), so they are computed once
+    per day."""
     hour = int(p["deribit.expiry_hour_utc"])
     base = datetime.fromtimestamp(now, UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
     if base.timestamp() <= now:
         base += timedelta(days=1)
+    counts = (int(p["deribit.dailies"]), int(p["deribit.weeklies"]),
+              int(p["deribit.monthlies"]), int(p["deribit.quarterlies"]))
+    key = (int(base.timestamp()), hour, *counts)
+    got = _LISTED.get(key)
+    if got is None:
+        got = _LISTED[key] = _listed(base, hour, *counts)
+    return got
+
+
+def _listed(base: datetime, hour: int, dailies: int, weeklies: int, monthlies: int,
+            quarterlies: int) -> list[int]:
+    first = int(base.timestamp())
     out: set[int] = set()
-    for i in range(int(p["deribit.dailies"])):
+    for i in range(dailies):
         out.add(int((base + timedelta(days=i)).timestamp()))
     fri = base + timedelta(days=(4 - base.weekday()) % 7)
-    for i in range(int(p["deribit.weeklies"])):
+    for i in range(weeklies):
         out.add(int((fri + timedelta(weeks=i)).timestamp()))
     y, m = base.year, base.month
     months: list[int] = []
     quarters: list[int] = []
     for _ in range(15):
         ts = int(datetime(y, m, _last_friday(y, m), hour, tzinfo=UTC).timestamp())
-        if ts > now:
-            if len(months) < int(p["deribit.monthlies"]):
+        if ts >= first:
+            if len(months) < monthlies:
                 months.append(ts)
-            if m % 3 == 0 and len(quarters) < int(p["deribit.quarterlies"]):
+            if m % 3 == 0 and len(quarters) < quarterlies:
                 quarters.append(ts)
         y, m = (y + 1, 1) if m == 12 else (y, m + 1)
     out.update(months)
