@@ -279,3 +279,43 @@ def test_dump_state_path_checked_before_any_side_effect(tmp_path: Path,
         assert isinstance(result.exception, UserError), result.output
         assert says in str(result.exception)
     assert not db.exists()
+
+
+def test_assemble_is_pure_over_snapshots() -> None:
+    """No chain, no venue: snapshots built by hand. Observed inputs keep the approved policy
+    and the stored book; decide's inputs carry the overrides in force at the market's time
+    (the expired one is not listed); the snapshots' block stamp is kept."""
+    from bot.observe.market import MarketSnapshot, SignalObservation, UnderlyingMarket
+    from bot.observe.positions import PositionReading, PositionsSnapshot
+    from policies.lp_math import position_metrics
+    from policies.overrides import Override
+    from policies.risk import BudgetState
+    from policies.types import Level, Regime, SignalReading
+    from tests.policies.alvh.factory import NOW, chain, make_policy, pool, position
+
+    p = pool(3000.0)
+    pos = (position(1, p, 2600, 3400, 10.0), position(2, p, 2800, 3200, 5.0))
+    snap = PositionsSnapshot(1, "0x5afe", "0xnpm", 123, "0xabc",
+                             tuple(PositionReading(x, position_metrics(x)) for x in pos), (p,))
+    reading = SignalReading("funding", Level.CRISIS, "spike")
+    regime = Regime("ETH", Level.CRISIS, "funding crisis", (reading,))
+    market = MarketSnapshot(NOW, (UnderlyingMarket("ETH", (SignalObservation(reading, NOW - 5, "fresh"),),
+                                                   regime),), (), chain(3000.0), (), ())
+    policy = make_policy()
+    book = HedgeBook(engaged=(LayerEngagement("ETH", "structural", NOW - 10),))
+    budget = BudgetState(100_000_00, 0, 0)
+    overrides = [Override(2, "pause_layer", {"layer": "structural"}, "too dear", NOW + 60, "0x2"),
+                 Override(1, "disable_hedging", {}, "old", NOW, "0x1")]  # expired at NOW
+    a = assemble(snap, market, book=book, budget=budget, policy=policy, overrides=overrides)
+    assert a.observed.now == a.inputs.now == NOW
+    assert a.observed.policy == policy and a.observed.book == book
+    assert a.observed.positions == pos and a.observed.regimes == (regime,)
+    assert a.observed.quotes == market.option_quotes
+    assert [o.nonce for o in a.overrides] == [2] and a.applied[0].reason == "too dear"
+    assert set(a.inputs.policy.layers) == {"short", "intermediate"}
+    assert (a.chain_id, a.block_number, a.block_hash) == (1, 123, "0xabc")
+    d = decide(a.inputs)
+    assert not any(t.layer == "structural" for t in d.targets)
+    assert any(i.action == "open_option" for i in d.intents)
+    # the dump of the observed state with its overrides replays to decide's inputs
+    assert parse_state(dumps_state(a.observed, a.overrides), policy) == a.inputs
