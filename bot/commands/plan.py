@@ -13,7 +13,6 @@ format (with the overrides), so the decision replays offline with ``--state FILE
 from __future__ import annotations
 
 import json
-import os
 import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -23,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bot.commands.files import check_out_path, write_atomic
 from bot.errors import UserError
 from bot.policy_loader import load_policy
 from policies.alvh import Decision, decide, decision_to_json
@@ -63,30 +63,6 @@ def _load(state_path: Path, policy_path: Path) -> Decision:
     return decide(inputs)
 
 
-def check_out_path(path: Path, flag: str) -> None:
-    """An output file path is writable, known before anything is read or written."""
-    if path.is_dir():
-        raise UserError(f"{flag} {path} is a directory")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {path}: {parent} is not a writable directory")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UserError(f"{flag} {path} is not writable")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _fee_income_cents(text: str | None) -> int | None:
     if text is None:
         return None
@@ -103,8 +79,6 @@ def _live(policy_path: Path, config: str | None, now: int | None,
           fee_income_cents: int | None) -> tuple[Decision, Assembled]:
     """Assemble from the chain and the venues (settings) and decide."""
     import asyncio
-
-    from web3 import Web3
 
     from adapters.evm.safe import SafeAdapter
     from adapters.redact import redact_urls
@@ -123,9 +97,12 @@ def _live(policy_path: Path, config: str | None, now: int | None,
                             f"LPHEDGE_{name.upper()})")
     engine = open_engine(settings.sqlalchemy_url)
     url = chain.rpc_urls[0]
-    try:
-        safe = SafeAdapter(Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": chain.timeout})),
-                           chain.owner, url)
+    try:  # every URL of the chain, failover, the chain's timeout, its chain id checked
+        from adapters.evm.chain import ChainConnection
+
+        safe = SafeAdapter.from_connection(
+            ChainConnection(chain.rpc_urls, chain_id=chain.chain_id, timeout=chain.timeout,
+                            rate_limit=chain.rate_limit), chain.owner)
     except Exception as exc:
         raise UserError(f"Safe {chain.owner} on {redact_urls(url)}: "
                         f"{redact_urls(' '.join(str(exc).split()))[:200]}") from None

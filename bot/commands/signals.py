@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -105,15 +104,9 @@ def _check_download_args(kind: str, venue: str | None, symbol: str | None,
 def _check_out(out: Path) -> None:
     """--out must be a writable file path, known before anything is downloaded (a write
     error after the download read as "venue unreachable: [Errno 21] ...")."""
-    if out.is_dir():
-        raise UserError(f"--out {out} is a directory")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out}: {parent} is not a writable directory")
-    if out.exists() and not os.access(out, os.W_OK):
-        raise UserError(f"--out {out} is not writable")
+    from bot.commands.files import check_out_path
+
+    check_out_path(out, "--out")
 
 
 def _parse_day(text: str, what: str) -> int:
