@@ -89,6 +89,7 @@ from policies.risk import (
     fmt_usd,
 )
 from policies.types import Position, Regime
+from policies.vocab import DEPEG, EXIT_LP
 
 # ------------------------------------------------------------------------------ I/O types
 
@@ -344,13 +345,13 @@ def _depeg(run: _Run, covered: Sequence[tuple[Exposure, Coverage]], exiting: set
             if regime is None:
                 continue
             for s in regime.signals:
-                if s.name == "depeg" and s.level is not None and s.level >= need:
+                if s.name == DEPEG and s.level is not None and s.level >= need:
                     hits.append((asset, s))
         if not hits:
             continue
         asset, s = hits[0]
         what = f"depeg on {asset}: {_lvl(s.level)} >= {policy.depeg.min_level} ({s.reason})"
-        if policy.depeg.action != "exit_lp":
+        if policy.depeg.action != EXIT_LP:
             run.notes.append(f"position {e.token_id}: {what}; policy action alert_only")
             continue
         if e.token_id in exiting or e.liquidity == 0:
