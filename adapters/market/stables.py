@@ -91,7 +91,10 @@ async def pinned_block(w3: AsyncWeb3[Any]) -> tuple[int, int]:
 @dataclass
 class ChainSource:
     """What the on-chain sources share: the contract they read, their label, one throttle
-    kept across reads, and reads pinned at one block (ages counted by the chain's clock)."""
+    kept across reads, and reads pinned at one block (ages counted by the chain's clock).
+
+    ``w3`` is the ``async_w3`` of an adapters.evm.chain.ChainConnection: every request goes
+    through its RpcPool (every URL of the chain, failover, throttle, timeout, redaction)."""
 
     KIND: ClassVar[str] = "chain"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -232,3 +233,26 @@ def test_fork_relay_fails_over_to_the_next_url(anvil: Anvil) -> None:
         assert fork.connection.chain_id == 31337
     finally:
         fork.stop()
+
+
+async def test_market_chain_reader_over_the_connection(devchain: Any) -> None:
+    """A contract reader (adapters/market/stables.py) on ``async_w3``: a dead first URL is
+    skipped, and the reading is exact against the pool's own slot0 at the same block."""
+    from fractions import Fraction
+
+    from adapters.market.stables import UniswapStablePool
+
+    pool = devchain.pools["WETH/USDC/500"]
+    dead = dead_url()
+    conn = ChainConnection([dead, devchain.url], chain_id=devchain.chain_id, timeout=5)
+    try:
+        reading = await UniswapStablePool(conn.async_w3, pool, "weth-usdc").read()
+        assert reading.reason == "ok", reading.reason
+        block = reading.extra["block"]
+        sqrt_p = devchain.contract("UniswapV3Pool", pool).functions.slot0().call(block_identifier=block)[0]
+        t0, t1, _ = devchain.pool_tokens(pool)
+        exact = Fraction(sqrt_p * sqrt_p, 2**192) * Fraction(10**t0.decimals, 10**t1.decimals)
+        assert reading.extra["price_exact"] == f"{exact.numerator}/{exact.denominator}"
+        assert conn.pool.requests[dead] == 1  # tried once, then the live URL goes first
+    finally:
+        await conn.aclose()
