@@ -77,10 +77,11 @@ def free_port() -> int:
 
 
 def _connection(url: str, timeout: float) -> ChainConnection:
-    """The project's one chain access path (adapters/evm/chain.py) to this anvil."""
+    """The project's one chain access path (adapters/evm/chain.py) to this anvil: a local
+    process with no provider quota, so no practical rate limit."""
     from adapters.evm.chain import ChainConnection
 
-    return ChainConnection([url], timeout=timeout)
+    return ChainConnection([url], timeout=timeout, rate_limit=1_000_000)
 
 
 def _rpc(url: str, method: str, params: list[object] | None = None, timeout: float = 2.0) -> object:

@@ -5,8 +5,8 @@ rate limit) that hands out every kind of client the code needs, all over the sam
   out, failing over in order of health, JSON-RPC batches) for the batched readers;
 - ``async_w3``: an ``AsyncWeb3`` whose provider sends through that pool, for code that
   wants contract objects (the market chain readers);
-- ``w3``: a sync ``Web3`` over the same URL list with the same failover, timeout and
-  redaction, for safe-eth-py, the Safe/Roles/governance commands and anvil control calls;
+- ``w3``: a sync ``Web3`` over the same URL list with the same failover, throttle,
+  timeout and redaction, for safe-eth-py, the Safe/Roles/governance commands and anvil control calls;
 - ``ethereum_client()``: safe-eth-py's ``EthereumClient`` whose ``w3`` is that sync Web3.
 
 The chain id is checked once, on connect (``connect`` / ``connect_sync``), against the
@@ -22,8 +22,9 @@ HTTP (web3's retry configuration retries the same URL).
 from __future__ import annotations
 
 import threading
-from collections import Counter
-from collections.abc import Sequence
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import requests
@@ -64,13 +65,39 @@ def _check_urls(urls: Sequence[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ sync side
+class SyncThrottle:
+    """At most ``rate_limit`` requests per ``period`` seconds (a sliding window), blocking
+    the calling thread until a slot frees: the sync twin of the pool's asyncio-throttle
+    (which only works inside an event loop). Hand-written: a dozen lines, and the clock
+    and sleep are injectable so that tests need no wall-clock timing."""
+
+    def __init__(self, rate_limit: int, period: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.rate_limit, self.period = rate_limit, period
+        self._clock, self._sleep = clock, sleep
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            while True:
+                now = self._clock()
+                while self._sent and self._sent[0] <= now - self.period:
+                    self._sent.popleft()
+                if len(self._sent) < self.rate_limit:
+                    self._sent.append(now)
+                    return
+                self._sleep(self._sent[0] + self.period - now)
+
+
 class FailoverHTTPProvider(JSONBaseProvider):
     """A sync JSON-RPC provider over several URLs: each request goes to the healthiest URL
     first and moves on after a transport failure; a JSON-RPC error answer is the chain's
     answer and is returned as is (web3 raises it). Thread-safe (the health order is kept
     under a lock; each URL has its own HTTPProvider and requests session)."""
 
-    def __init__(self, urls: Sequence[str], timeout: float = 10.0) -> None:
+    def __init__(self, urls: Sequence[str], timeout: float = 10.0, rate_limit: int = 50,
+                 period: float = 1.0) -> None:
         super().__init__()
         self.urls = _check_urls(urls)
         self.timeout = timeout
@@ -80,6 +107,7 @@ class FailoverHTTPProvider(JSONBaseProvider):
             for u in self.urls
         ]
         self._failures = [0] * len(self.urls)
+        self._throttles = [SyncThrottle(rate_limit, period) for _ in self.urls]
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
 
@@ -95,6 +123,7 @@ class FailoverHTTPProvider(JSONBaseProvider):
         for i in self._order():
             url = self.urls[i]
             try:
+                self._throttles[i].acquire()
                 self.requests[url] += 1
                 result = getattr(self._providers[i], fn)(arg, *more)
             except (requests.RequestException, OSError, TimeoutError) as exc:
@@ -204,7 +233,7 @@ class ChainConnection:
     @property
     def w3(self) -> Web3:
         if self._w3 is None:
-            self._w3 = Web3(FailoverHTTPProvider(self.urls, timeout=self.timeout))
+            self._w3 = Web3(FailoverHTTPProvider(self.urls, timeout=self.timeout, rate_limit=self.rate_limit))
         return self._w3
 
     @property

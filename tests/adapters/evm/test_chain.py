@@ -256,3 +256,27 @@ async def test_market_chain_reader_over_the_connection(devchain: Any) -> None:
         assert conn.pool.requests[dead] == 1  # tried once, then the live URL goes first
     finally:
         await conn.aclose()
+
+
+def test_sync_throttle_waits_for_a_free_slot() -> None:
+    """The sync side's limiter, on an injected clock: the third request in one period waits
+    exactly until the first leaves the window."""
+    from adapters.evm.chain import SyncThrottle
+
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    throttle = SyncThrottle(2, period=1.0, clock=lambda: now[0], sleep=sleep)
+    throttle.acquire()
+    now[0] += 0.25
+    throttle.acquire()
+    assert slept == []
+    throttle.acquire()  # window [100, 101) is full: wait until 101
+    assert slept == [0.75] and now[0] == 101.0
+    now[0] += 5
+    throttle.acquire()
+    assert slept == [0.75]  # the window emptied meanwhile
