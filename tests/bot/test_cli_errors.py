@@ -86,11 +86,13 @@ def test_keyboard_interrupt_exits_130_quietly(
 
 
 def test_disposition_table() -> None:
-    assert disposition(Transient("x")) == Disposition.RETRY == "retry next tick"
-    assert disposition(Refused("x")) == disposition(InvalidInput("x")) == Disposition.HALT == "halt new risk"
+    assert disposition(Transient("x")) == Disposition.RETRY and Disposition.RETRY.value == "retry next tick"
+    assert disposition(Refused("x")) == disposition(InvalidInput("x")) == Disposition.HALT
+    assert Disposition.HALT.value == "halt new risk"
     assert disposition(UserError("x")) == Disposition.HALT  # UserError is InvalidInput
     assert disposition(LphedgeError("no branch")) == Disposition.CRASH  # only the branches say
-    assert disposition(ValueError("x")) == disposition(AssertionError()) == Disposition.CRASH == "crash"
+    assert disposition(ValueError("x")) == disposition(AssertionError()) == Disposition.CRASH
+    assert Disposition.CRASH.value == "crash"
 
 
 def test_real_command_bad_input_through_main(

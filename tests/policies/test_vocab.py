@@ -147,7 +147,8 @@ def test_intent_kinds_are_the_intent_classes_actions_in_execution_order() -> Non
     assert V.INTENT_KINDS[0] == V.EXIT_LP and V.INTENT_KINDS[-1] == V.ADJUST_PERP
     exit_lp = hedge.ExitLP(underlying="ETH", token_id=1, reason="depeg")
     release = hedge.ReleaseLayer(underlying="AAA", layer="short", reason="calm")
-    assert sorted([release, exit_lp], key=hedge.intent_sort_key) == [exit_lp, release]
+    intents: list[hedge.Intent] = [release, exit_lp]
+    assert sorted(intents, key=hedge.intent_sort_key) == [exit_lp, release]
 
 
 def test_override_kinds() -> None:
@@ -182,8 +183,8 @@ def test_no_other_module_spells_out_a_vocabulary_literal() -> None:
                         found.append(f"{path.relative_to(ROOT)}: {what} Literal[{m.group(1)}]")
             if re.search(r"\(\s*[\"']short[\"'],\s*[\"']intermediate[\"'],\s*[\"']structural[\"']", text):
                 found.append(f"{path.relative_to(ROOT)}: the default layers spelt out")
-            for what, names in (("funding venues", V.FUNDING_VENUES), ("signal names", V.SIGNAL_NAMES)):
-                spelt = r",\s*".join(f"[\"']{n}[\"']" for n in names)
+            for what, listed in (("funding venues", V.FUNDING_VENUES), ("signal names", V.SIGNAL_NAMES)):
+                spelt = r",\s*".join(f"[\"']{n}[\"']" for n in listed)
                 if re.search(r"\(\s*" + spelt, text):
                     found.append(f"{path.relative_to(ROOT)}: the {what} spelt out")
     assert found == []
