@@ -87,6 +87,7 @@ def _live(policy_path: Path, config: str | None, now: int | None,
     from bot.audit_store import AuditStore
     from bot.db import open_engine
     from bot.settings import load_settings
+    from policies.errors import LphedgeError
 
     settings = load_settings(config)
     chain = settings.chain
@@ -103,6 +104,8 @@ def _live(policy_path: Path, config: str | None, now: int | None,
         safe = SafeAdapter.from_connection(
             ChainConnection(chain.rpc_urls, chain_id=chain.chain_id, timeout=chain.timeout,
                             rate_limit=chain.rate_limit), chain.owner)
+    except LphedgeError:  # wrong chain (refused), RPC unreachable (transient): as they are
+        raise
     except Exception as exc:
         raise UserError(f"Safe {chain.owner} on {redact_urls(url)}: "
                         f"{redact_urls(' '.join(str(exc).split()))[:200]}") from None

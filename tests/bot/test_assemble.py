@@ -319,3 +319,25 @@ def test_assemble_is_pure_over_snapshots() -> None:
     assert any(i.action == "open_option" for i in d.intents)
     # the dump of the observed state with its overrides replays to decide's inputs
     assert parse_state(dumps_state(a.observed, a.overrides), policy) == a.inputs
+
+
+def test_plan_live_unreachable_rpc_is_one_transient_line(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every RPC URL down: one line naming no URL secret, the transient branch, no dump."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from policies.errors import Transient
+
+    monkeypatch.setenv("LPHEDGE_DB__URL", f"sqlite:///{tmp_path / 'lphedge.db'}")
+    monkeypatch.setenv("LPHEDGE_RPC_URLS", "http://user:secret@127.0.0.1:9/key123")
+    monkeypatch.setenv("LPHEDGE_OWNER", "0x" + "5a" * 20)
+    monkeypatch.setenv("LPHEDGE_POSITION_MANAGER", "0x" + "c3" * 20)
+    (tmp_path / "p.toml").write_text("")
+    dump = tmp_path / "state.json"
+    result = CliRunner().invoke(app, ["plan", "--policy", str(tmp_path / "p.toml"), "--live",
+                                      "--dump-state", str(dump)])
+    assert isinstance(result.exception, Transient), (result.exception, result.output)
+    text = str(result.exception)
+    assert "\n" not in text and "secret" not in text and "key123" not in text
+    assert not dump.exists()
