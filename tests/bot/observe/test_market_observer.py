@@ -133,7 +133,7 @@ async def test_one_deadline_for_the_tick() -> None:
     servers = await start_all(now_ms)
     servers["binanceusdm"].fault = "timeout"  # sleeps 30 s
     try:
-        async with MarketObserver(config(servers, timeout_s=25.0, deadline_s=4.0,
+        async with MarketObserver(config(servers, timeout_s=25.0, deadline_s=2.0,
                                          perp_venues=("binanceusdm",))) as obs:
             snap = await obs.read(now_ms // 1000)
     finally:
@@ -141,7 +141,7 @@ async def test_one_deadline_for_the_tick() -> None:
     src = {s.name: s for s in snap.sources}
     for name in ("funding:binanceusdm:ETH/USDT:USDT", "funding_history:binanceusdm:ETH"):
         assert src[name].status == "unknown"
-        assert src[name].reason == "no answer within the tick deadline of 4s"
+        assert src[name].reason == "no answer within the tick deadline of 2s"
     (q,) = snap.perp_quotes
     assert q.funding_rate_8h is None
 
