@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap postgres demo test lint bench clean
+.PHONY: bootstrap postgres demo test test-fast lint bench clean
 
 bootstrap: $(VENV)/.installed node_modules/.installed postgres
 
@@ -31,6 +31,10 @@ demo: bootstrap
 
 test: bootstrap
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# No chain, no subprocess (markers set by tests/conftest.py), properties at 25 examples each.
+test-fast: bootstrap
+	LPHEDGE_HYPOTHESIS_PROFILE=fast $(BIN)/pytest -n 2 -m "not chain and not cli" -q $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(BIN)/ruff check .

@@ -14,6 +14,8 @@ from policies.alvh import decide
 from policies.policy_file import policy_hash_hex
 from policies.state_file import StateError, parse_state
 
+pytestmark = pytest.mark.cli  # runs the real entry point in a subprocess
+
 ROOT = Path(__file__).resolve().parents[3]
 STATE = ROOT / "examples" / "state.json"
 POLICY = ROOT / "examples" / "policy.toml"

@@ -20,6 +20,8 @@ from bot.db import open_engine
 from bot.devchain import DevChain
 from bot.store import PositionSnapshot, WatchedPosition
 
+pytestmark = pytest.mark.cli  # runs the real entry point in a subprocess
+
 LPHEDGE = [sys.executable, "-m", "bot.cli"]
 
 

@@ -24,6 +24,8 @@ from tests.adapters.market.test_venues import CURRENT, D, H, make_tape, option_b
 from tests.policies.signals.test_replay import HISTORY
 from tests.support import venue_servers as V
 
+pytestmark = pytest.mark.cli  # runs the real entry point in a subprocess
+
 LPHEDGE = str(Path(sys.executable).parent / "lphedge")
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.lp_math import compare, generate, run_python, run_sdk
+
+pytestmark = pytest.mark.cli  # runs the SDK in node
 
 
 def test_lp_math_identical_to_v3_sdk() -> None:
