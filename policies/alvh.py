@@ -18,24 +18,30 @@ Rules (docs/policy.md has the reference):
   a shortfall under ``size.min_adjust_fraction`` of the target is left alone.
 - Instruments: allowed venue, not expired, days to expiry inside the layer's tenor
   window and not below its roll threshold, fresh two-sided quote, spread and open
-  interest within the liquidity filters, ask within the premium limit; the strike
-  nearest the rule, then the cheapest premium per unit and day across venues.
+  interest within the liquidity filters, ask within the premium limit (scaled with
+  IV x sqrt(tenor) by default); the strike nearest the rule, then the cheapest premium
+  per unit and day across venues.
 - Rolls: a holding of an engaged layer with fewer days to expiry than
   ``roll.days_before_expiry`` is sold and replaced by the nearest strike (within
   ``roll.max_strike_change``) of an eligible later expiry. Released layers are not
   rolled; their options run to expiry. Expired holdings are closed (settled).
 - Protection is never sold early and options are never written.
-- Budget: premiums (rolls first, then layers shortest tenor first) are clipped so
-  that the session's new premium stays within the session cap and the period's
-  within the total budget; every clip is stated.
+- Budget: premiums plus worst-case fees (rolls first, then layers shortest tenor
+  first) are clipped so that the session's new spending stays within the session cap
+  and the period's within the total budget; every clip is stated.
+- Market check: a position whose pool tokens are not the coverage's underlying/quote,
+  or whose pool spot disagrees with the perp marks / option forwards, is refused.
 - Unknown regime (missing regime or level None): layers keep their current state,
-  nothing new is bought, perps are left as they are, engaged layers still roll,
+  nothing new is bought, the perp delta hedge still runs, engaged layers still roll,
   expired options are settled; the reason says unknown. Unknown is never calm.
 - Depeg: a depeg signal (on the underlying's or the quote asset's regime) at or above
-  ``depeg.min_level`` exits the covered LP positions on-chain (``action = exit_lp``).
-- Perps (optional): short ``hedge_ratio`` of the LP delta of the covered positions,
-  rebalanced when off by more than ``rebalance_band`` of x_max; more short goes to the
-  venue whose funding pays shorts most, less short comes off the costliest first.
+  ``depeg.min_level`` exits the covered LP positions on-chain (``action = exit_lp``);
+  exposure being exited (or returned to the Safe) gets no new protection; rolls only up
+  to the layer's share of the exposure left.
+- Perps (optional): short ``hedge_ratio`` of what the options leave of the LP delta
+  (never long, never past zero net delta), rebalanced when off by more than
+  ``rebalance_band`` of x_max; more short goes to the venue whose funding pays shorts
+  most, less short comes off the costliest first.
 """
 
 from __future__ import annotations
@@ -46,7 +52,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
-from policies.exposure import Exposure, exposure, match_coverage
+from policies.exposure import (
+    Exposure,
+    HeldUnderlying,
+    exposure,
+    in_usd,
+    match_coverage,
+    quote_usd,
+    spot_mismatch,
+    token_mismatch,
+)
 from policies.hedge import (
     AdjustPerp,
     CloseOption,
@@ -87,6 +102,7 @@ from policies.risk import (
     aggregate_greeks,
     budget_limits,
     fmt_usd,
+    options_delta_floor,
 )
 from policies.types import Position, Regime
 from policies.vocab import DEPEG, EXIT_LP
@@ -104,6 +120,7 @@ class DecisionInputs:
     budget: BudgetState
     quotes: tuple[OptionQuote, ...] = ()
     perp_quotes: tuple[PerpQuote, ...] = ()
+    held: tuple[HeldUnderlying, ...] = ()  # underlying held outside LP (returned by exits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,31 +234,66 @@ def decide(inputs: DecisionInputs) -> Decision:
     # exposures of covered positions
     covered: list[tuple[Exposure, Coverage]] = []
     uncovered: list[int] = []
+    refused: dict[str, list[str]] = defaultdict(list)  # underlying -> why (M1)
+    pending: list[tuple[Position, Coverage]] = []
     for pos in sorted(inputs.positions, key=lambda p: p.token_id):
         cover = match_coverage(policy, pos)
         if cover is None:
             uncovered.append(pos.token_id)
             continue
-        covered.append((exposure(pos, cover), cover))
+        pending.append((pos, cover))
     if uncovered:
         run.notes.append(f"{len(uncovered)} position(s) not covered by the policy, ignored: "
                          + ", ".join(str(t) for t in uncovered[:10])
                          + (" ..." if len(uncovered) > 10 else ""))
+    refs: dict[str, float | None] = {}
+    for pos, cover in pending:
+        # the covered token is checked against the market before anything is sized from
+        # it (issue 13, M1): a wrong token_side gave spot 0.000333 and a -114,576 ETH perp
+        # the quote token at its market price, not exactly $1, during a depeg (Q8)
+        e = in_usd(exposure(pos, cover), _quote_usd(run, cover.quote))
+        why = token_mismatch(pos, cover)
+        if why is None:
+            if cover.underlying not in refs:
+                refs[cover.underlying] = _market_reference(run, cover.underlying)
+            why = spot_mismatch(e.spot, refs[cover.underlying],
+                                policy.market_check.max_spot_deviation)
+        if why is not None:
+            refused[cover.underlying].append(f"position {pos.token_id}: {why}")
+            run.notes.append(f"refused position {pos.token_id} ({cover.underlying}): {why}; "
+                             "no new protection, no perp change for "
+                             f"{cover.underlying} until it agrees")
+            continue
+        covered.append((e, cover))
     by_underlying: dict[str, list[Exposure]] = defaultdict(list)
     for e, _ in covered:
         by_underlying[e.underlying].append(e)
     for u, exps in by_underlying.items():  # spot: the deepest position's pool price
         run.spot[u] = max(exps, key=lambda e: (e.liquidity, e.pool)).spot
+    held: dict[str, float] = defaultdict(float)
+    for hu in inputs.held:
+        if math.isfinite(hu.amount) and hu.amount > 0:
+            held[hu.underlying] += hu.amount
 
     # depeg exits
     exiting = set(book.exits_pending)
     _depeg(run, covered, exiting)
 
     # a position being exited keeps its protection until its liquidity is gone (the exit
-    # may fail; what it returns to the Safe is still exposed until sold)
+    # may fail; what it returns to the Safe is still exposed until sold), but gets no new
+    # protection (issue 13, M2): ``active`` sizes new buys, ``live`` what is kept
     live: dict[str, list[Exposure]] = {
         u: [e for e in exps if e.liquidity > 0] for u, exps in by_underlying.items()}
-    underlyings = sorted(set(by_underlying) | {e.underlying for e in book.engaged})
+    active: dict[str, list[Exposure]] = {
+        u: [e for e in exps if e.token_id not in exiting] for u, exps in live.items()}
+    underlyings = sorted(set(by_underlying) | {e.underlying for e in book.engaged}
+                         | {h.instrument.underlying for h in book.options}
+                         | {p.underlying for p in book.perps} | set(held))
+    for u in underlyings:  # no position left (all exited): the market's price, if known
+        if u not in run.spot and not refused.get(u):
+            ref = refs[u] if u in refs else _market_reference(run, u)
+            if ref is not None:
+                run.spot[u] = ref
     order = policy.layer_order()
 
     # layer engagement
@@ -276,10 +328,25 @@ def decide(inputs: DecisionInputs) -> Decision:
             expiring.append(h)
         else:
             valid[(inst.underlying, h.layer, inst.kind)] += float(h.size)
+    # no rolls for exposure that is gone (issue 13, M3): a layer rolls up to its share of
+    # what is still exposed (live positions, exits in flight, tokens exits returned)
+    room: dict[tuple[str, str, OptionKind], float] = {}
     for name in order:
+        frac = policy.layers[name].size.fraction_of_x_max
         for h in expiring:
-            if h.layer == name:
-                _roll(run, h, state.get((h.instrument.underlying, name)))
+            if h.layer != name:
+                continue
+            key = (h.instrument.underlying, name, h.instrument.kind)
+            if key not in room:
+                base = sum(e.x_max for e in live.get(key[0], [])) + held.get(key[0], 0.0)
+                room[key] = frac * base - valid[key]
+            bands = [_strike_band(key[2], e, policy.layers[name])
+                     for e in live.get(key[0], [])]
+            if held.get(key[0]) and key[0] in run.spot:  # held tokens: struck off spot
+                s0 = run.spot[key[0]]
+                bands.append(_strike_band(key[2], _spot_only(key[0], s0), policy.layers[name]))
+            room[key] -= _roll(run, h, state.get((h.instrument.underlying, name)), room[key],
+                               bool(refused.get(key[0])), bands)
 
     # new protection, layers shortest tenor first
     for name in order:
@@ -288,17 +355,19 @@ def decide(inputs: DecisionInputs) -> Decision:
         for u in underlyings:
             eng = state[(u, name)]
             for kind in kinds:
-                _fill(run, u, name, kind, eng, live.get(u, []),
+                _fill(run, u, name, kind, eng, active.get(u, []),
                       valid[(u, name, kind)] + run.rolled_in[(u, name, kind)])
 
-    # perps
+    # perps: a delta hedge needs prices only, so it runs whatever the regime (issue 13, D5)
     if policy.perp.enabled:
+        options_after = apply_intents(HedgeBook(options=book.options), run.intents)
         for u in underlyings:
-            regime = run.regimes.get(u)
-            if regime is None or regime.level is None:
-                run.notes.append(f"{u}: regime unknown, perp hedge left as is")
+            if refused.get(u):
+                run.notes.append(f"{u}: perp hedge left as is: the pool price is not "
+                                 f"trusted ({'; '.join(refused[u])})")
                 continue
-            _perp(run, u, live.get(u, []))
+            _perp(run, u, active.get(u, []), live.get(u, []), held.get(u, 0.0),
+                  options_after)
 
     intents = tuple(sorted(run.intents, key=intent_sort_key))
     after = apply_intents(book, intents)
@@ -306,8 +375,11 @@ def decide(inputs: DecisionInputs) -> Decision:
     greeks = []
     for u in underlyings:
         exps = live.get(u, [])
-        greeks.append(aggregate_greeks(u, now, sum(e.value_usd for e in exps),
-                                       sum(e.delta for e in exps), sum(e.gamma for e in exps),
+        held_u = held.get(u, 0.0)  # underlying held outside LP: LP-side exposure (M3)
+        greeks.append(aggregate_greeks(u, now, sum(e.value_usd for e in exps)
+                                       + (held_u * run.spot.get(u, math.nan) if held_u else 0.0),
+                                       sum(e.delta for e in exps) + held_u,
+                                       sum(e.gamma for e in exps),
                                        after, quote_map,
                                        policy.liquidity.max_quote_age_seconds))
     return Decision(
@@ -362,7 +434,9 @@ def _depeg(run: _Run, covered: Sequence[tuple[Exposure, Coverage]], exiting: set
                                    "value_usd": e.value_usd, "pool": e.pool}))
 
 
-def _roll(run: _Run, h: OptionHolding, eng: _Engagement | None) -> None:
+def _roll(run: _Run, h: OptionHolding, eng: _Engagement | None, room: float,
+          refused: bool, bands: Sequence[tuple[float, float, float]]) -> float:
+    """Roll one expiring holding; returns the size of it that was rolled (underlying)."""
     inst = h.instrument
     layer = run.policy.layers[h.layer]
     dte = inst.days_to_expiry(run.now)
@@ -370,42 +444,113 @@ def _roll(run: _Run, h: OptionHolding, eng: _Engagement | None) -> None:
             f"{layer.roll.days_before_expiry:g}d")
     if eng is None or not eng.engaged:
         run.notes.append(f"{head}, but the layer is not engaged: left to expire")
-        return
+        return 0.0
+    if refused:
+        run.notes.append(f"{head}, but the pool price of {inst.underlying} is not trusted: "
+                         "not rolled")
+        return 0.0
+    size = h.size
+    if room < float(size) - _EPS:  # roll only what the remaining exposure needs (M3)
+        need = _lots_up(max(room, 0.0), inst.size_step)
+        size = min(h.size, need * inst.size_step)
+        if size <= 0:
+            run.notes.append(f"{head}, but the layer's exposure is already covered or gone "
+                             f"(room {_fmt(max(room, 0.0))} {inst.underlying}): not rolled, "
+                             "left to expire")
+            return 0.0
     chain = run.chain(inst.underlying, h.layer, inst.kind)
-    tol = layer.roll.max_strike_change
-    cand = chain.nearest(inst.strike, inst.strike * (1 - tol), inst.strike * (1 + tol))
+    if layer.roll.restrike:
+        # re-apply the strike rule (issue 13, Q3): the band of the exposure whose rule
+        # target is nearest the old strike; after a fall the old strike is in the money
+        if not bands:
+            run.notes.append(f"{head}, but no exposure left to strike against: not rolled")
+            return 0.0
+        target, lo, hi = min(bands, key=lambda b: (abs(b[0] - inst.strike), b[0]))
+        cand = chain.nearest(target, lo, hi)
+        where = f"the strike rule's band {lo:.6g}-{hi:.6g}"
+    else:
+        tol = layer.roll.max_strike_change
+        cand = chain.nearest(inst.strike, inst.strike * (1 - tol), inst.strike * (1 + tol))
+        where = f"{tol:.0%} of strike {inst.strike:g}"
     if cand is None:
-        run.notes.append(f"{head}, but no eligible instrument within {tol:.0%} of strike "
-                         f"{inst.strike:g} (rejected: {chain.rejected}): not rolled")
-        return
+        run.notes.append(f"{head}, but no eligible instrument within {where} "
+                         f"(rejected: {chain.rejected}): not rolled")
+        return 0.0
     new = cand.instrument
-    lots = math.ceil(h.size / new.size_step)
-    wanted = lots * cand.lot_cost
-    take = min(lots, run.ledger.affordable_lots(cand.lot_cost))
+    lots = math.ceil(size / new.size_step)
+    # the sale of the old leg pays a fee too: budgeted per new lot at the worst case
+    sale_fee = _sale_fee_lot(run, inst.underlying, new.size_step)
+    per_lot = cand.lot_cost + sale_fee
+    wanted = lots * per_lot
+    take = min(lots, run.ledger.affordable_lots(per_lot))
     open_size = take * new.size_step
-    close_size = h.size if take == lots else (
+    close_size = size if take == lots else (
         (open_size / inst.size_step).to_integral_value(rounding=ROUND_DOWN) * inst.size_step)
     if close_size <= 0:  # what fits would not even replace one lot of the old holding
         take, open_size = 0, Decimal(0)
     clip = ""
     if take < lots:
-        clip = run.clip(inst.underlying, h.layer, wanted, take * cand.lot_cost,
+        clip = run.clip(inst.underlying, h.layer, wanted, take * per_lot,
                         run.ledger.remaining_cents, f"roll of {inst.symbol}")
     if take == 0:
         run.notes.append(f"{head}: not rolled ({clip})")
-        return
-    premium = take * cand.lot_cost
-    run.ledger.spend(premium)
+        return 0.0
+    premium = take * cand.premium_lot
+    fee = take * (cand.fee_lot + sale_fee)
+    run.ledger.spend(premium + fee)
     run.rolled_in[(inst.underlying, h.layer, inst.kind)] += float(open_size)
+    partial = (f"; {close_size} of {h.size} rolled, the rest expires: the layer's exposure "
+               f"needs only that" if size < h.size else "")
     reason = (f"{head}; into {new.venue}:{new.symbol} strike {new.strike:g}, "
               f"{cand.dte:.1f}d, {open_size} {inst.underlying} at ask {cand.ask:g} = "
-              f"{fmt_usd(premium)}" + (f"; {clip}" if clip else "")
+              f"{fmt_usd(premium)} + fees {fmt_usd(fee)}" + partial
+              + (f"; {clip}" if clip else "")
               + ("; regime unknown: the existing protection is kept, nothing new"
                  if eng.state == "unknown" else ""))
     run.intents.append(RollOption(
         inst.underlying, h.layer, inst, close_size, new, open_size, cand.ask, premium, reason,
         {"days_to_expiry": dte, "roll_days": layer.roll.days_before_expiry,
-         "new_days_to_expiry": cand.dte, "premium_cents": premium, "clipped": bool(clip)}))
+         "new_days_to_expiry": cand.dte, "premium_cents": premium, "fee_cents": fee,
+         "clipped": bool(clip), "exposure_room": room}, fee_cents=fee))
+    return float(close_size)
+
+
+def _spot_only(u: str, spot: float) -> Exposure:
+    """A stand-in exposure for underlying held outside LP: both edges at spot."""
+    return Exposure(0, u, "", "", spot, spot, spot, False, 0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _sale_fee_lot(run: _Run, underlying: str, step: Decimal) -> int:
+    """Worst-case fee of selling one ``step`` (the fee cap needs the bid: not assumed)."""
+    cfg = run.policy.budget
+    price = run.spot.get(underlying, 0.0)
+    per_unit = Decimal(repr(cfg.fee_of_underlying)) * Decimal(repr(price))
+    return int((per_unit * step * 100).to_integral_value(rounding=ROUND_CEILING))
+
+
+def _quote_usd(run: _Run, asset: str) -> float:
+    regime = run.regimes.get(asset)
+    for s in regime.signals if regime is not None else ():
+        if s.name == "depeg" and s.level is not None:
+            return quote_usd(s.evidence)
+    return 1.0
+
+
+def _market_reference(run: _Run, u: str) -> float | None:
+    """Median of fresh perp marks and option forwards of ``u`` (None: nothing fresh)."""
+    now, pol = run.now, run.policy
+    vals = [q.mark for q in run.inputs.perp_quotes
+            if q.underlying == u and q.mark is not None and math.isfinite(q.mark)
+            and q.mark > 0 and 0 <= now - q.as_of <= pol.perp.max_quote_age_seconds]
+    vals += [q.forward for q in run.inputs.quotes
+             if q.instrument.underlying == u and q.forward is not None
+             and math.isfinite(q.forward) and q.forward > 0 and q.instrument.expiry > now
+             and 0 <= now - q.as_of <= pol.liquidity.max_quote_age_seconds]
+    if not vals:
+        return None
+    vals.sort()
+    mid = len(vals) // 2
+    return vals[mid] if len(vals) % 2 else 0.5 * (vals[mid - 1] + vals[mid])
 
 
 def _fill(run: _Run, u: str, name: str, kind: OptionKind, eng: _Engagement,
@@ -485,18 +630,19 @@ def _fill(run: _Run, u: str, name: str, kind: OptionKind, eng: _Engagement,
         c = cands[k]
         size = take[k] * c.instrument.size_step
         bought += float(size)
-        premium = take[k] * c.lot_cost
+        premium = take[k] * c.premium_lot
+        fee = take[k] * c.fee_lot
         reason = (f"{name} layer ({eng.reason}): {kind.value} {c.instrument.strike:g} "
                   f"{c.dte:.1f}d on {c.instrument.venue}, {size} {u} of a "
                   f"{_fmt(shortfall)} {u} shortfall (target {frac:g} x x_max = "
                   f"{_fmt(hedgeable)}, held {_fmt(held)}), ask {c.ask:g} = {fmt_usd(premium)}"
-                  + (f"; {clip}" if clip else ""))
+                  f" + fees {fmt_usd(fee)}" + (f"; {clip}" if clip else ""))
         run.intents.append(OpenOption(
             u, name, c.instrument, size, c.ask, premium, reason,
             {"layer": name, "trigger": eng.reason, "target": hedgeable, "held": held,
              "shortfall": shortfall, "lots": take[k], "lot_cost_cents": c.lot_cost,
-             "days_to_expiry": c.dte, "premium_per_unit_day": c.metric,
-             "clipped": clipped}))
+             "fee_lot_cents": c.fee_lot, "days_to_expiry": c.dte,
+             "premium_per_unit_day": c.metric, "clipped": clipped}, fee_cents=fee))
     why = (f"{eng.reason}; target {_fmt(desired)} {u}, held {_fmt(held)}, buying "
            f"{_fmt(bought)}" + (f"; {clip}" if clip else ""))
     target(desired, hedgeable, bought, unhedged,
@@ -504,7 +650,16 @@ def _fill(run: _Run, u: str, name: str, kind: OptionKind, eng: _Engagement,
            why)
 
 
-def _perp(run: _Run, u: str, exps: Sequence[Exposure]) -> None:
+def _perp(run: _Run, u: str, active: Sequence[Exposure], live: Sequence[Exposure],
+          held: float, options_after: HedgeBook) -> None:
+    """Perp delta hedge of what the options leave (issue 13, D3).
+
+    residual = LP delta + options delta after this plan; the target short is
+    ``hedge_ratio x residual``, never below zero (never long) and never past the
+    residual (net delta LP + options + perps never crosses zero). Exposure being
+    removed (exits in flight, tokens exits returned) keeps its short but gets no more
+    (M2/M3): the short may grow only to the target of the active positions and is bought
+    back only below the target counting everything still held."""
     cfg = run.policy.perp
     book = run.inputs.book
     fresh: list[PerpQuote] = [
@@ -513,25 +668,48 @@ def _perp(run: _Run, u: str, exps: Sequence[Exposure]) -> None:
         and run.now - q.as_of <= cfg.max_quote_age_seconds and q.funding_rate_8h is not None
         and math.isfinite(q.funding_rate_8h) and q.size_step > 0]
     fresh.sort(key=lambda q: (-(q.funding_rate_8h or 0.0), q.venue))
-    lp_d = sum(e.delta for e in exps)
-    x_max = sum(e.x_max for e in exps)
+    quote_map = {q.instrument.key: q for q in run.inputs.quotes}
+    opt_d, unknown = options_delta_floor(u, run.now, options_after, quote_map,
+                                         run.policy.liquidity.max_quote_age_seconds)
+    d_new = sum(e.delta for e in active)
+    d_keep = sum(e.delta for e in live) + held
+    x_max = sum(e.x_max for e in live)
     current = book.perp_total(u)
     if fresh:
         step = fresh[0].size_step
     else:
         steps = [q.size_step for q in run.inputs.perp_quotes if q.underlying == u]
         step = min(steps) if steps else Decimal("0.001")
-    goal = -cfg.hedge_ratio * max(lp_d, 0.0)
-    target = (Decimal(repr(goal)) / step).to_integral_value(rounding=ROUND_CEILING) * step
-    diff = target - current
+
+    def goal(delta: float) -> Decimal:  # rounded toward zero: never more short than asked
+        raw = Decimal(repr(-cfg.hedge_ratio * max(delta + opt_d, 0.0)))
+        return (raw / step).to_integral_value(rounding=ROUND_CEILING) * step
+
+    more_to, back_to = goal(d_new), goal(d_keep)  # back_to <= more_to <= 0
     band = cfg.rebalance_band * x_max
-    evidence: dict[str, object] = {"lp_delta": lp_d, "hedge_ratio": cfg.hedge_ratio,
-                                   "target": str(target), "current": str(current),
-                                   "band": band}
-    if abs(float(diff)) <= band or diff == 0:
+    past_zero = float(current) + d_keep + opt_d < -_EPS and current < 0
+    if current > more_to and float(current - more_to) > band:
+        target = more_to
+    elif current < back_to and (float(back_to - current) > band or past_zero):
+        target = back_to
+    else:
         return
-    head = (f"perp delta hedge: LP delta {_fmt(lp_d)} {u} x ratio {cfg.hedge_ratio:g} -> target "
-            f"{target} {u}, now {current}, off by {diff} > band {_fmt(band)}")
+    diff = target - current
+    evidence: dict[str, object] = {"lp_delta": d_keep - held, "lp_delta_active": d_new,
+                                   "held": held, "options_delta": opt_d,
+                                   "options_delta_unknown": list(unknown),
+                                   "hedge_ratio": cfg.hedge_ratio, "target": str(target),
+                                   "current": str(current), "band": band}
+    unk = (f" ({len(unknown)} option(s) without a fresh quote counted at their most "
+           f"negative delta)" if unknown else "")
+    head = (f"perp delta hedge: LP delta {_fmt(d_keep - held)} {u}"
+            + (f" + held {_fmt(held)}" if held else "")
+            + f" + options delta {_fmt(opt_d)}{unk} x ratio {cfg.hedge_ratio:g} -> target "
+            f"{target} {u}, now {current}, off by {diff}"
+            + (" (net delta below zero: bought back whatever the band)" if past_zero
+               and diff > 0 and float(diff) <= band else f" > band {_fmt(band)}")
+            + ("; exposure being exited gets no new short" if d_new < d_keep - held - _EPS
+               else ""))
     if diff < 0:
         if not fresh:
             run.notes.append(f"{head}; no allowed perp venue with a fresh funding quote")

@@ -3,7 +3,8 @@ range edges in the underlying's quote), and which policy coverage a position fal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 from policies.lp_math import (
     amount0_delta,
@@ -87,3 +88,67 @@ def match_coverage(policy: Policy, position: Position) -> Coverage | None:
     return pool_wide
 
 
+
+
+@dataclass(frozen=True, slots=True)
+class HeldUnderlying:
+    """Underlying the Safe holds outside LP positions, e.g. what an exit returned (issue
+    13, M3). Exposure being removed: its existing hedges are kept (no perp buy-back, rolls
+    continue up to the layer's share of it) but no new protection is opened for it."""
+
+    underlying: str
+    amount: float  # underlying units, >= 0
+
+
+def _plain(symbol: str) -> str:
+    """WETH -> ETH, WBTC -> BTC: a wrapped token names the same underlying."""
+    s = symbol.upper()
+    return s[1:] if s.startswith("W") and len(s) > 3 else s
+
+
+def token_mismatch(position: Position, cover: Coverage) -> str | None:
+    """Why the coverage entry names the wrong pool token (None: the symbols agree).
+
+    The side named ``underlying_token`` must be the underlying (WETH/ETH-style wrapped
+    pairs agree) and the other side the quote (issue 13, M1)."""
+    pool = position.pool
+    mine, other = ((pool.token0, pool.token1) if cover.underlying_token == "token0"
+                   else (pool.token1, pool.token0))
+    if _plain(mine.symbol) != _plain(cover.underlying):
+        return (f"{cover.underlying_token} of pool {pool.address.lower()} is {mine.symbol}, "
+                f"not the underlying {cover.underlying}")
+    if _plain(other.symbol) != _plain(cover.quote):
+        return (f"the other token of pool {pool.address.lower()} is {other.symbol}, not the "
+                f"quote {cover.quote}")
+    return None
+
+
+def spot_mismatch(spot: float, reference: float | None, max_deviation: float) -> str | None:
+    """Why a pool's spot cannot be trusted against the market (None: it agrees)."""
+    if reference is None:
+        return "no fresh market price (perp mark or option forward) to check the pool price"
+    if not math.isfinite(spot) or spot <= 0 or abs(spot / reference - 1) > max_deviation:
+        return (f"pool spot {spot:.6g} vs market {reference:.6g} differs by more than "
+                f"{max_deviation:.1%}")
+    return None
+
+
+def quote_usd(signals_evidence: dict[str, object] | None) -> float:
+    """USD per quote token from a depeg reading's evidence (``bps`` off a $1 peg, the
+    worst fresh source), else 1.0 (issue 13, Q8). A quote far off its peg is also caught
+    by the market check (pool spot vs the perp mark / option forward, both in USD)."""
+    bps = (signals_evidence or {}).get("bps")
+    if isinstance(bps, int | float) and not isinstance(bps, bool) and math.isfinite(bps) \
+            and abs(bps) < 5000:
+        return 1.0 + float(bps) / 1e4
+    return 1.0
+
+
+def in_usd(e: Exposure, usd_per_quote: float) -> Exposure:
+    """The exposure with prices in USD when the quote token is worth ``usd_per_quote``
+    (x_max and delta are underlying units and do not change; gamma is per USD)."""
+    if usd_per_quote == 1.0:
+        return e
+    k = usd_per_quote
+    return replace(e, spot=e.spot * k, lower=e.lower * k, upper=e.upper * k,
+                   gamma=e.gamma / k, value_usd=e.value_usd * k)

@@ -160,6 +160,7 @@ class OpenOption:
     reason: str
     evidence: Mapping[str, object] = field(default_factory=dict)
     action: str = OPEN_OPTION
+    fee_cents: int = 0  # worst-case venue fee budgeted with the premium, rounded up
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,7 @@ class RollOption:
     reason: str
     evidence: Mapping[str, object] = field(default_factory=dict)
     action: str = ROLL_OPTION
+    fee_cents: int = 0  # worst-case venue fees of both legs, rounded up
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,8 +261,10 @@ def intent_sort_key(intent: Intent) -> tuple[Any, ...]:
 
 
 def intent_premium_cents(intent: Intent) -> int:
+    """What the intent charges against the budget and the session cap: premium plus the
+    worst-case venue fee (issue 13, M4: fees count against the budget like premium)."""
     if isinstance(intent, OpenOption | RollOption):
-        return intent.premium_cents
+        return intent.premium_cents + intent.fee_cents
     return 0
 
 

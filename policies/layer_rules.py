@@ -18,8 +18,9 @@ from policies.hedge import (
     OptionQuote,
 )
 from policies.policy_file import Layer, Policy, level_of
-from policies.pricing import OptionKind
+from policies.pricing import OptionKind, black76, year_fraction
 from policies.risk import (
+    fee_lot_cents,
     lot_cost_cents,
 )
 from policies.types import HOUR, Level, Regime
@@ -51,8 +52,13 @@ class _Cand:
     quote: OptionQuote
     ask: float
     dte: float
-    lot_cost: int
-    metric: float  # premium per unit of underlying per day of protection
+    lot_cost: int  # premium + worst-case fee of one size step, cents (what the budget pays)
+    metric: float  # premium per unit per day held, net of the value back at the roll (M5)
+    fee_lot: int = 0  # the fee part of lot_cost
+
+    @property
+    def premium_lot(self) -> int:
+        return self.lot_cost - self.fee_lot
 
     @property
     def instrument(self) -> Instrument:
@@ -111,11 +117,55 @@ def eligibility(quote: OptionQuote, policy: Policy, layer: Layer, now: int,
         return "open interest too low or unknown"
     if spot is None or not math.isfinite(spot) or spot <= 0:
         return "no spot price for the premium limit"
-    if ask > layer.premium.max_pct_of_spot * spot:
+    limit = premium_limit(quote, layer, now, spot)
+    if limit is None:
+        return "no mark IV for the premium limit"
+    if ask > limit:
         return "premium above limit"
     if inst.size_step <= 0 or not math.isfinite(inst.strike) or inst.strike <= 0:
         return "invalid instrument"
     return None
+
+
+def premium_limit(quote: OptionQuote, layer: Layer, now: int, spot: float) -> float | None:
+    """The most the layer pays per unit for this instrument (None: unknown, not usable).
+
+    ``max_vol_units x spot x IV x sqrt(T)`` with the quote's mark IV (issue 13, D2: the
+    limit rises with vol and tenor as protection itself does) and/or a fixed
+    ``max_pct_of_spot x spot``; the lower of those set."""
+    prem = layer.premium
+    limits: list[float] = []
+    if prem.max_pct_of_spot is not None:
+        limits.append(prem.max_pct_of_spot * spot)
+    if prem.max_vol_units is not None:
+        iv = quote.mark_iv
+        if iv is None or not math.isfinite(iv) or iv <= 0:
+            return None
+        limits.append(prem.max_vol_units * spot * iv
+                      * math.sqrt(year_fraction(now, quote.instrument.expiry)))
+    return min(limits)
+
+
+def cost_per_day_held(quote: OptionQuote, layer: Layer, now: int) -> float:
+    """Premium per unit and day the layer actually holds the option, net of what it
+    expects back when it sells it at the roll (issue 13, M5).
+
+    The layer holds it until ``roll.days_before_expiry`` days are left, then sells it:
+    (ask - value back) / (days to expiry - roll days). The value back is the Black-76
+    value with roll-days left at today's forward and mark IV (no forward or IV known:
+    nothing back, the whole ask is cost). Ask / days to expiry, the old measure, made a
+    30-day option with a 10-day roll look cheaper than it is and ignored its resale."""
+    assert quote.ask is not None
+    dte = quote.instrument.days_to_expiry(now)
+    roll_days = layer.roll.days_before_expiry
+    held = max(dte - roll_days, 1.0 / 24.0)
+    back = 0.0
+    f, iv = quote.forward, quote.mark_iv
+    if roll_days > 0 and f is not None and iv is not None and math.isfinite(f + iv) \
+            and f > 0 and iv > 0:
+        back = black76(quote.instrument.kind, f, quote.instrument.strike,
+                       roll_days / 365.0, iv).price
+    return max(quote.ask - back, 0.0) / held
 
 
 def _chain(quotes: Iterable[OptionQuote], policy: Policy, layer: Layer, now: int,
@@ -129,8 +179,14 @@ def _chain(quotes: Iterable[OptionQuote], policy: Policy, layer: Layer, now: int
             continue
         assert q.ask is not None
         dte = q.instrument.days_to_expiry(now)
-        cand = _Cand(q, q.ask, dte, lot_cost_cents(q.ask, q.instrument.size_step),
-                     q.ask / max(dte, 1.0 / 24.0))
+        step = q.instrument.size_step
+        assert spot is not None  # eligible quotes had a spot for the premium limit
+        under = max(spot, q.forward) if q.forward is not None and math.isfinite(q.forward) \
+            else spot
+        fee = fee_lot_cents(q.ask, under, step, policy.budget.fee_of_underlying,
+                            policy.budget.fee_cap_of_premium)
+        cand = _Cand(q, q.ask, dte, lot_cost_cents(q.ask, step) + fee,
+                     cost_per_day_held(q, layer, now), fee)
         k = q.instrument.strike
         if k not in by_strike or cand.sort_key < by_strike[k].sort_key:
             by_strike[k] = cand

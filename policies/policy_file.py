@@ -157,11 +157,33 @@ class Size(_Model):
 
 class Roll(_Model):
     days_before_expiry: float = Field(ge=0)
+    # re-apply the strike rule to the replacement (issue 13, Q3); false: keep the old
+    # strike within max_strike_change (which then applies)
+    restrike: bool = True
     max_strike_change: float = Field(default=0.03, ge=0, lt=1)
 
 
 class Premium(_Model):
-    max_pct_of_spot: float = Field(gt=0, le=1)  # max ask per unit, as a fraction of spot
+    """The most a layer pays per unit of protection (issue 13, D2); every limit set applies.
+
+    ``max_vol_units`` (default 0.4): ask <= max_vol_units x spot x IV x sqrt(years to
+    expiry), IV being the quote's mark IV. An at-the-money option is worth ~0.4 of that
+    unit (1/sqrt(2 pi)), so 0.4 admits every out-of-the-money strike quoted near its mark
+    at any vol level, and rejects in-the-money strikes and asks far above the mark: the
+    limit scales with vol x sqrt(tenor) as protection does, and the budget and the
+    session cap bind on what is spent. ``max_pct_of_spot`` (default none): a fixed
+    ceiling, ask <= max_pct_of_spot x spot; at crisis vol (DVOL 130-190) no put passes
+    a ceiling of a few percent, which is why it is off by default."""
+
+    max_vol_units: float | None = Field(default=0.4, gt=0, le=2)
+    max_pct_of_spot: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Premium:
+        if self.max_vol_units is None and self.max_pct_of_spot is None:
+            raise ValueError("set max_vol_units and/or max_pct_of_spot (no limit at all "
+                             "would pay any ask)")
+        return self
 
 
 class Hysteresis(_Model):
@@ -176,7 +198,7 @@ class Layer(_Model):
     strike: Strike = Strike()
     size: Size
     roll: Roll
-    premium: Premium
+    premium: Premium = Premium()
     hysteresis: Hysteresis = Hysteresis()
 
     @model_validator(mode="after")
@@ -204,24 +226,34 @@ def _default_layers() -> dict[str, Layer]:
         SHORT: Layer(
             min_days=0, max_days=7,
             trigger=Trigger(min_level="crisis", signals={TERM_STRUCTURE: "elevated"}),
-            size=Size(fraction_of_x_max=0.25), roll=Roll(days_before_expiry=1),
-            premium=Premium(max_pct_of_spot=0.02)),
+            size=Size(fraction_of_x_max=0.25), roll=Roll(days_before_expiry=1)),
         INTERMEDIATE: Layer(
             min_days=15, max_days=45,
             trigger=Trigger(min_level="stress", signals={IV_PERCENTILE: "elevated"}),
-            size=Size(fraction_of_x_max=0.35), roll=Roll(days_before_expiry=10),
-            premium=Premium(max_pct_of_spot=0.04)),
+            size=Size(fraction_of_x_max=0.35), roll=Roll(days_before_expiry=10)),
         STRUCTURAL: Layer(
             min_days=60, max_days=120,
             trigger=Trigger(min_level="elevated", signals={TVL_DROP: "elevated"}),
-            size=Size(fraction_of_x_max=0.4), roll=Roll(days_before_expiry=30),
-            premium=Premium(max_pct_of_spot=0.06)),
+            size=Size(fraction_of_x_max=0.4), roll=Roll(days_before_expiry=30)),
     }
 
 
 class Budget(_Model):
     share_of_expected_fees: Fraction = 0.5  # total defined-risk budget
-    session_cap_share: Fraction = 0.25  # new premium per session, share of the total budget
+    session_cap_share: Fraction = 0.25  # new premium + fees per session, share of the budget
+    # worst-case venue fee per unit traded, budgeted with the premium (issue 13, M4):
+    # min(fee_of_underlying x underlying price, fee_cap_of_premium x option price);
+    # defaults are Deribit's taker fee (0.03%, capped at 12.5% of the option price)
+    fee_of_underlying: float = Field(default=0.0003, ge=0, le=0.01)
+    fee_cap_of_premium: float = Field(default=0.125, ge=0, le=1)
+
+
+class MarketCheck(_Model):
+    """Refuse new risk on a position whose pool price disagrees with the market (issue 13,
+    M1): |pool spot / reference - 1| > max_spot_deviation, the reference being the median
+    of fresh perp marks and option forwards of the underlying (none known: refused too)."""
+
+    max_spot_deviation: float = Field(default=0.05, gt=0, le=0.5)
 
 
 class Perp(_Model):
@@ -250,6 +282,7 @@ class Policy(_Model):
     budget: Budget = Budget()
     perp: Perp = Perp()
     depeg: Depeg = Depeg()
+    market_check: MarketCheck = MarketCheck()
 
     @field_validator("coverage")
     @classmethod

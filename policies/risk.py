@@ -79,6 +79,19 @@ def lot_cost_cents(ask: float, step: Decimal) -> int:
     return int((Decimal(repr(ask)) * step * 100).to_integral_value(rounding=ROUND_CEILING))
 
 
+def fee_lot_cents(ask: float, underlying_price: float, step: Decimal, fee_of_underlying: float,
+                  fee_cap_of_premium: float) -> int:
+    """Worst-case venue fee of one size step, in cents, rounded up (issue 13, M4):
+    ``min(fee_of_underlying x underlying price, fee_cap_of_premium x ask)`` per unit
+    (Deribit: 0.03% of the underlying, at most 12.5% of the option's price)."""
+    for name, v in (("ask", ask), ("underlying_price", underlying_price)):
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
+    per_unit = min(Decimal(repr(fee_of_underlying)) * Decimal(repr(underlying_price)),
+                   Decimal(repr(fee_cap_of_premium)) * Decimal(repr(ask)))
+    return int((per_unit * step * 100).to_integral_value(rounding=ROUND_CEILING))
+
+
 def usd_to_cents(usd: str | Decimal | int, *, round_up: bool = True) -> int:
     """Exact: '1234.5' -> 123450. Sub-cent amounts round up (spending: never under-count)
     or, with ``round_up=False``, down (income a budget is drawn from: never over-count)."""
@@ -196,3 +209,32 @@ def aggregate_greeks(underlying: str, now: int, lp_value: float, lp_delta: float
         net_delta=lp_delta + delta + perp if known else None,
         unknown=tuple(unknown),
     )
+
+
+def options_delta_floor(underlying: str, now: int, book: HedgeBook,
+                        quotes: dict[tuple[str, str], OptionQuote],
+                        max_quote_age: int) -> tuple[float, tuple[str, ...]]:
+    """Delta of the options held (underlying units) for netting the perp hedge (issue 13,
+    D3), and the holdings whose delta is unknown. An unknown delta (no fresh forward/IV)
+    counts at its most negative bound (a long put -size, a long call 0): the perp hedge
+    sized from it can only be smaller, never flipping the book short."""
+    delta = 0.0
+    unknown: list[str] = []
+    for h in book.options:
+        inst = h.instrument
+        if inst.underlying != underlying or inst.expiry <= now:
+            continue
+        q = quotes.get(inst.key)
+        size = float(h.size)
+        usable = (q is not None and q.forward is not None and q.mark_iv is not None
+                  and math.isfinite(q.forward) and math.isfinite(q.mark_iv)
+                  and q.forward > 0 and q.mark_iv > 0 and 0 <= now - q.as_of <= max_quote_age)
+        if not usable:
+            unknown.append(f"{inst.venue}:{inst.symbol}")
+            delta += -size if inst.kind is OptionKind.PUT else 0.0
+            continue
+        assert q is not None and q.forward is not None and q.mark_iv is not None
+        g = black76(OptionKind(inst.kind), q.forward, inst.strike,
+                    year_fraction(now, inst.expiry), q.mark_iv)
+        delta += size * g.delta
+    return delta, tuple(unknown)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from policies.alvh import DecisionInputs
 from policies.errors import InvalidInput
+from policies.exposure import HeldUnderlying
 from policies.hedge import (
     HedgeBook,
     Instrument,
@@ -161,6 +162,13 @@ class BookIn(_M):
     exits_pending: tuple[int, ...] = ()
 
 
+class HeldIn(_M):
+    """Underlying the Safe holds outside LP positions (e.g. returned by an exit)."""
+
+    underlying: str
+    amount: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+
+
 class QuoteIn(InstrumentIn):
     bid: float | None = None
     ask: float | None = None
@@ -204,6 +212,7 @@ class StateIn(_M):
     quotes: tuple[QuoteIn, ...] = ()
     perp_quotes: tuple[PerpQuoteIn, ...] = ()
     budget: BudgetIn
+    underlying_held: tuple[HeldIn, ...] = ()  # outside LP, e.g. returned by exits
     overrides: tuple[OverrideIn, ...] = ()  # in force when assembled; applied on load
 
 
@@ -302,7 +311,9 @@ def parse_state(text: str, policy: Policy) -> DecisionInputs:
                          f"not this one ({policy_hash_hex(policy)})")
     inputs = DecisionInputs(now=s.now, policy=policy, positions=tuple(positions),
                             regimes=regimes, book=book, budget=budget, quotes=quotes,
-                            perp_quotes=perp_quotes)
+                            perp_quotes=perp_quotes,
+                            held=tuple(HeldUnderlying(h.underlying, float(h.amount))
+                                       for h in s.underlying_held))
     if s.overrides:
         overrides = [Override(o.nonce, o.kind, dict(o.params), o.reason, o.expiry,
                               o.override_hash) for o in s.overrides]
@@ -405,6 +416,8 @@ def dump_state(inputs: DecisionInputs, overrides: tuple[Override, ...] = ()) -> 
         "budget": {"expected_fee_income_usd": _cents_usd(b.expected_fee_income_cents),
                    "spent_total_usd": _cents_usd(b.spent_total_cents),
                    "spent_session_usd": _cents_usd(b.spent_session_cents)},
+        "underlying_held": [{"underlying": h.underlying, "amount": repr(h.amount)}
+                            for h in inputs.held],
         "overrides": [o.to_json() for o in overrides],
     }
 

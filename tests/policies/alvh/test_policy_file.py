@@ -208,7 +208,7 @@ min_level = "stress"
 action = "exit_lp"
 
 [layers.structural]
-premium.max_pct_of_spot = 0.06
+premium.max_vol_units = 0.4
 roll = { max_strike_change = 0.03, days_before_expiry = 30.0 }
 size = { fraction_of_x_max = 0.4 }
 hysteresis = { min_engaged_hours = 72, levels = 0 }
@@ -221,7 +221,6 @@ max_days = 120.0
 max_days = 45
 min_days = 15
 hysteresis = { min_engaged_hours = 48, levels = 0 }
-premium = { max_pct_of_spot = 0.04 }
 roll = { max_strike_change = 0.03, days_before_expiry = 10 }
 size = { fraction_of_x_max = 0.35, min_adjust_fraction = 0.05 }
 strike = { put_offset = [0.05, 0.07] }
@@ -243,7 +242,7 @@ fraction_of_x_max = 0.25
 max_strike_change = 0.03
 days_before_expiry = 1
 [layers.short.premium]
-max_pct_of_spot = 0.02
+max_vol_units = 0.4
 [layers.short.hysteresis]
 min_engaged_hours = 24
 levels = 0
@@ -251,6 +250,7 @@ levels = 0
 [budget]
 session_cap_share = 0.25
 share_of_expected_fees = 0.5
+fee_cap_of_premium = 0.125
 
 [liquidity]
 max_quote_age_seconds = 300

@@ -35,6 +35,7 @@ from policies.hedge import (
     intent_premium_cents,
 )
 from policies.policy_file import Policy, policy_from_dict
+from policies.pricing import black76
 from policies.risk import BudgetState
 from policies.types import Level, Regime, SignalReading
 from tests.policies.alvh import factory as f
@@ -66,7 +67,8 @@ def policies(draw: st.DrawFn, friendly: bool = False) -> Policy:
             "size": {"fraction_of_x_max": draw(st.floats(0.05, 1.0)),
                      "min_adjust_fraction": draw(st.floats(0.01, 0.3))},
             "roll": {"days_before_expiry": draw(st.floats(0.0, max_days * 0.6)),
-                     "max_strike_change": draw(st.floats(0.05 if friendly else 0.0, 0.1))},
+                     "max_strike_change": draw(st.floats(0.05 if friendly else 0.0, 0.1)),
+                     "restrike": draw(st.booleans())},
             "premium": {"max_pct_of_spot": draw(st.floats(0.1 if friendly else 0.01, 0.25))},
             # below the lowest trigger level (else the layer could never be released)
             "hysteresis": {"levels": draw(st.integers(0, min(
@@ -384,6 +386,8 @@ def test_higher_regime_never_lowers_target_protection(inp: DecisionInputs,
     for s in eth.signals:
         a = data.draw(st.sampled_from(LEVELS))
         b = data.draw(st.sampled_from([lv for lv in LEVELS if lv >= a]))
+        if s.name == "depeg":  # a depeg exits positions: less exposure, not less appetite
+            b = a
         lo_sigs.append(replace(s, level=a))
         hi_sigs.append(replace(s, level=b))
     low = replace(inp, regimes=(Regime("ETH", lo_level, "low", tuple(lo_sigs)),))
@@ -469,9 +473,10 @@ def expect_engaged(inp: DecisionInputs, underlying: str, name: str) -> bool:
 def test_engagement_follows_the_documented_rule(inp: DecisionInputs) -> None:
     d = decide(inp)
     eth = next((r for r in inp.regimes if r.underlying == "ETH"), None)
-    if eth is None or eth.level is None:  # unknown: nothing new, nothing released, perps kept
+    if eth is None or eth.level is None:  # unknown: nothing new, nothing released (the perp
+        # delta hedge needs prices only and runs whatever the regime: issue 13, D5)
         assert not [i for i in d.intents if isinstance(
-            i, OpenOption | AdjustPerp | EngageLayer | ReleaseLayer)]
+            i, OpenOption | EngageLayer | ReleaseLayer)]
         assert all(i.layer in {e.layer for e in inp.book.engaged} and "regime unknown" in
                    i.reason for i in d.intents if isinstance(i, RollOption))
     after = {(e.underlying, e.layer) for e in d.book_after.engaged}
@@ -514,9 +519,47 @@ def ineligible(inp: DecisionInputs, spot: float, q: OptionQuote, layer_name: str
         return "spread"
     if q.open_interest is None or q.open_interest < liq.min_open_interest:
         return "open interest"
-    if q.ask > layer.premium.max_pct_of_spot * spot:
+    prem = layer.premium
+    if prem.max_pct_of_spot is not None and q.ask > prem.max_pct_of_spot * spot:
         return "premium"
+    if prem.max_vol_units is not None:  # vol x sqrt(tenor) scaled limit (issue 13, D2)
+        if q.mark_iv is None or q.mark_iv <= 0:
+            return "premium"
+        years = (inst.expiry - inp.now) / (365 * f.DAY)
+        if q.ask > prem.max_vol_units * spot * q.mark_iv * math.sqrt(years):
+            return "premium"
     return None
+
+
+def roll_band(inp: DecisionInputs, d: Decision, layer_name: str,
+              old: Instrument) -> tuple[float, float]:
+    """Where a roll's replacement strike must lie, per docs/policy.md: with
+    ``roll.restrike``, the strike rule's band (offsets + tolerance off min(spot, lower
+    edge) for puts, max(spot, upper edge) for calls) of the live position whose rule
+    target is nearest the old strike; else within max_strike_change of the old strike."""
+    layer = inp.policy.layers[layer_name]
+    if not layer.roll.restrike:
+        tol = layer.roll.max_strike_change
+        return old.strike * (1 - tol), old.strike * (1 + tol)
+    st_ = layer.strike
+    bands = []
+    for e in d.exposures:
+        if e.liquidity <= 0:
+            continue
+        if old.kind is OptionKind.PUT:
+            a, b = st_.put_offset
+            base = min(e.spot, e.lower)
+            bands.append((base * (1 - (a + b) / 2), base * max(1 - b - st_.tolerance, 0.0),
+                          base * (1 - max(a - st_.tolerance, 0.0))))
+        else:
+            a, b = st_.call_offset
+            base = max(e.spot, e.upper)
+            bands.append((base * (1 + (a + b) / 2), base * (1 + max(a - st_.tolerance, 0.0)),
+                          base * (1 + b + st_.tolerance)))
+    if not bands:
+        return math.inf, -math.inf  # nothing to strike against: no replacement allowed
+    _, lo, hi = min(bands, key=lambda t: (abs(t[0] - old.strike), t[0]))
+    return lo, hi
 
 
 def _check_eligible(inp: DecisionInputs, d: Decision, inst: Instrument, layer_name: str) -> None:
@@ -526,6 +569,17 @@ def _check_eligible(inp: DecisionInputs, d: Decision, inst: Instrument, layer_na
 
 def lot_cents(ask: float, step: Decimal) -> int:
     return int((Fraction(repr(ask)) * Fraction(step) * 100).__ceil__())
+
+
+def fee_cents(inp: DecisionInputs, d: Decision, q: OptionQuote) -> int:
+    """Worst-case fee of one lot, written out again: min(rate x underlying, cap x ask)."""
+    b = inp.policy.budget
+    spot = Fraction(repr(engine_spot(d)))
+    under = max(spot, Fraction(repr(q.forward))) if q.forward is not None else spot
+    assert q.ask is not None
+    per_unit = min(Fraction(str(b.fee_of_underlying)) * under,
+                   Fraction(str(b.fee_cap_of_premium)) * Fraction(repr(q.ask)))
+    return math.ceil(per_unit * Fraction(q.instrument.size_step) * 100)
 
 
 @SETTINGS
@@ -544,7 +598,8 @@ def test_rolls_follow_the_rule_and_only_liquid_live_instruments_are_chosen(
             old, new = i.close_instrument, i.open_instrument
             left = old.expiry - inp.now
             assert 0 < left < rule.days_before_expiry * f.DAY  # before expiry, in the window
-            assert abs(new.strike - old.strike) <= rule.max_strike_change * old.strike * (1 + 1e-9)
+            lo, hi = roll_band(inp, d, i.layer, old)
+            assert lo * (1 - 1e-9) <= new.strike <= hi * (1 + 1e-9), (new.strike, lo, hi)
             assert (new.kind, new.underlying) == (old.kind, old.underlying)
             assert new.expiry > old.expiry
             assert i.open_size >= i.close_size
@@ -569,16 +624,39 @@ def test_rolls_follow_the_rule_and_only_liquid_live_instruments_are_chosen(
             assert key not in rolled  # not due, or the layer is released/idle: runs to expiry
             continue
         # due in an engaged layer (also one kept engaged under an unknown regime): rolled,
-        # unless no eligible instrument lies within max_strike_change or the budget left
-        # cannot pay for the replacement of one lot
-        k, tol = h.instrument.strike, layer.roll.max_strike_change
+        # unless no eligible instrument lies where the roll rule allows (the strike rule's
+        # band, or max_strike_change without restrike) or the budget left cannot pay for
+        # the replacement of one lot
         spot = engine_spot(d)
-        costs = [lot_cents(q.ask, q.instrument.size_step)
+        if any("refused position" in n for n in d.notes):  # pool price untrusted (M1)
+            assert key not in rolled
+            continue
+        # the layer rolls only up to its share of the exposure left (issue 13, M3): what
+        # the earlier rolls of the same layer and kind did not use
+        frac = layer.size.fraction_of_x_max
+        others = sum(float(o.size) for o in inp.book.options
+                     if (o.layer, o.instrument.kind) == (h.layer, h.instrument.kind)
+                     and o.instrument.expiry - inp.now >= layer.roll.days_before_expiry * f.DAY)
+        room0 = frac * sum(e.x_max for e in d.exposures if e.liquidity > 0) - others
+        mine = [r for (_, _, lay), r in rolled.items()
+                if lay == h.layer and r.close_instrument.kind is h.instrument.kind]
+        group = sum(float(r.close_size) for r in mine)  # each rounded up to its lot at most
+        assert group <= max(room0, 0.0) + sum(float(r.close_instrument.size_step)
+                                              for r in mine) + 1e-6
+        if key not in rolled and any(h.instrument.symbol in n and "covered or gone" in n
+                                     for n in d.notes):
+            event("due: exposure covered or gone")
+            assert group >= room0 - 1e-6
+            continue
+        band = roll_band(inp, d, h.layer, h.instrument)
+        costs = [(lot_cents(q.ask, q.instrument.size_step) + fee_cents(inp, d, q)
+                  + math.ceil(Fraction(str(inp.policy.budget.fee_of_underlying))
+                              * Fraction(repr(spot)) * Fraction(q.instrument.size_step) * 100))
                  * math.ceil(h.instrument.size_step / q.instrument.size_step)
                  for q in inp.quotes
                  if q.ask is not None and q.instrument.kind is h.instrument.kind
                  and q.instrument.underlying == h.instrument.underlying
-                 and k * (1 - tol) <= q.instrument.strike <= k * (1 + tol)
+                 and band[0] * (1 - 1e-9) <= q.instrument.strike <= band[1] * (1 + 1e-9)
                  and ineligible(inp, spot, q, h.layer) is None]
         event("due: rolled" if key in rolled else
               "due: not rolled, no instrument" if not costs else "due: not rolled, budget")
@@ -586,6 +664,8 @@ def test_rolls_follow_the_rule_and_only_liquid_live_instruments_are_chosen(
             r = rolled[key]
             if r.close_size == h.size:  # the same size, rounded up to the new lot
                 assert r.open_size - r.close_size < r.open_instrument.size_step
+            elif "rest expires" in r.reason:  # capped by the exposure left (M3)
+                assert r.close_size % h.instrument.size_step == 0
             else:  # a partial roll is a clipped one: whole old lots that the buy replaces
                 assert any(h.instrument.symbol in c.text for c in d.clips)
                 assert r.close_size % h.instrument.size_step == 0
@@ -593,3 +673,107 @@ def test_rolls_follow_the_rule_and_only_liquid_live_instruments_are_chosen(
         else:
             assert not costs or room_left < max(costs), (h, costs, room_left)
             assert any(h.instrument.symbol in n for n in d.notes)
+
+
+# ------------------------------------------------------------------ issue 13 properties
+
+
+@SETTINGS
+@given(states())
+def test_fees_are_budgeted_inside_the_session_cap(inp: DecisionInputs) -> None:
+    """Every buy carries the venue's worst-case fee (min(rate x underlying, cap x ask) per
+    lot, rounded up) and premium + fees stay within the session cap and the budget."""
+    d = decide(inp)
+    total, cap = limits(inp)
+    charged = 0
+    for i in d.intents:
+        if isinstance(i, OpenOption):
+            q = quote_of(inp, i.instrument)
+            assert i.fee_cents == int(i.size / i.instrument.size_step) * fee_cents(inp, d, q)
+            charged += i.premium_cents + i.fee_cents
+        elif isinstance(i, RollOption):
+            assert i.fee_cents >= int(i.open_size / i.open_instrument.size_step) * fee_cents(
+                inp, d, quote_of(inp, i.open_instrument))
+            charged += i.premium_cents + i.fee_cents
+    assert charged == d.spent_cents
+    assert charged <= max(0, cap - inp.budget.spent_session_cents)
+    assert charged <= max(0, total - inp.budget.spent_total_cents)
+
+
+def options_delta_bound(inp: DecisionInputs, book: HedgeBook) -> float:
+    """Black-76 delta of each live option on a fresh forward/IV quote; without one, its
+    most negative value (a put -size, a call 0), as docs/policy.md states."""
+    out = 0.0
+    quotes = {q.instrument.key: q for q in inp.quotes}
+    for h in book.options:
+        inst = h.instrument
+        if inst.expiry <= inp.now:
+            continue
+        q = quotes.get(inst.key)
+        if (q is None or q.forward is None or q.mark_iv is None or q.forward <= 0
+                or q.mark_iv <= 0
+                or not 0 <= inp.now - q.as_of <= inp.policy.liquidity.max_quote_age_seconds):
+            out += -float(h.size) if inst.kind is OptionKind.PUT else 0.0
+            continue
+        g = black76(inst.kind, q.forward, inst.strike, (inst.expiry - inp.now) / (365 * f.DAY),
+                    q.mark_iv)
+        out += float(h.size) * g.delta
+    return out
+
+
+@SETTINGS
+@given(states())
+def test_perps_never_take_net_delta_past_zero(inp: DecisionInputs) -> None:
+    """LP + options + perps: a perp target is never long and never shorts more than the
+    LP delta the options leave; after the decision no short over-hedges past zero."""
+    d = decide(inp)
+    if not inp.policy.perp.enabled or any("refused position" in n for n in d.notes):
+        return
+    lp = sum(e.delta for e in d.exposures if e.liquidity > 0)
+    opt = options_delta_bound(inp, d.book_after)
+    step = Decimal("0.001")
+    for i in d.intents:
+        if isinstance(i, AdjustPerp):
+            assert i.target_total <= 0  # never long
+            assert float(i.target_total) >= -max(lp + opt, 0.0) * inp.policy.perp.hedge_ratio \
+                - float(step) - 1e-9
+    perp = float(d.book_after.perp_total("ETH"))
+    if perp < 0:  # what stays short after the decision does not over-hedge
+        event("short after the decision")
+        assert lp + opt + perp >= -1e-6, (lp, opt, perp)
+
+
+@SETTINGS
+@given(states(), st.data())
+def test_no_protection_is_opened_for_exposure_being_exited(inp: DecisionInputs,
+                                                          data: st.DataObject) -> None:
+    """Exits in flight (some or all positions): what is bought per layer and kind is
+    sized on the other positions only, and with all exiting nothing is opened nor shorted."""
+    ids = sorted(p.token_id for p in inp.positions)
+    leaving = data.draw(st.sampled_from([ids, ids[:1], ids[len(ids) // 2:]]))
+    inp = replace(inp, book=replace(inp.book, exits_pending=tuple(sorted(leaving))))
+    d = decide(inp)
+    staying = [e for e in d.exposures if e.token_id not in leaving and e.liquidity > 0]
+    if not staying:
+        assert not [i for i in d.intents if isinstance(i, OpenOption)]
+        assert not [i for i in d.intents if isinstance(i, AdjustPerp) and i.delta < 0]
+        event("all exiting")
+    for name, layer in inp.policy.layers.items():
+        for kind in (OptionKind.PUT, OptionKind.CALL):
+            mine = [i for i in d.intents if isinstance(i, OpenOption)
+                    and i.layer == name and i.instrument.kind is kind]
+            bought = sum(float(i.size) for i in mine)
+            room = layer.size.fraction_of_x_max * sum(e.x_max for e in staying)
+            assert bought <= room + sum(float(i.instrument.size_step) for i in mine) + 1e-6
+
+
+@SETTINGS
+@given(states())
+def test_an_unknown_trigger_never_releases_a_layer(inp: DecisionInputs) -> None:
+    d = decide(inp)
+    eth = next((r for r in inp.regimes if r.underlying == "ETH"), None)
+    read = {s.name for s in eth.signals if s.level is not None} if eth else set()
+    for i in d.intents:
+        if isinstance(i, ReleaseLayer):
+            assert eth is not None and eth.level is not None
+            assert set(inp.policy.layers[i.layer].trigger.signals) <= read, i.reason

@@ -3,8 +3,10 @@ from raw numbers (IV history, ATM IV curve, TVL history, peg quotes)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -153,7 +155,10 @@ def test_more_than_25pct_of_budget_in_one_session_is_clipped(fees_usd: int, spen
     cap = total // 4
     room = min(cap, total - spent_total)
     assert 0 < d.spent_cents <= room
-    assert sum(i.premium_cents for i in d.intents if isinstance(i, OpenOption)) == d.spent_cents
+    # premium and the worst-case fee are both charged to the budget (issue 13, M4)
+    assert sum(i.premium_cents + i.fee_cents for i in d.intents
+               if isinstance(i, OpenOption)) == d.spent_cents
+    assert all(i.fee_cents > 0 for i in d.intents if isinstance(i, OpenOption))
     clipped = [i for i in d.intents if isinstance(i, OpenOption) and "clipped" in i.reason]
     assert clipped and d.clips
     assert all(c.limit == binding for c in d.clips)
@@ -171,11 +176,23 @@ def test_a_clipped_roll_states_the_room_it_had() -> None:
     old = f.instrument("deribit", 2500, 3)
     book = HedgeBook(options=(OptionHolding(old, Decimal("50"), "intermediate"),),
                      engaged=(LayerEngagement("ETH", "intermediate", f.NOW - 30 * f.DAY),))
-    d = run((f.regime(Level.STRESS),), book=book, fees_usd=4_000)
+    # x_max 200 ETH: the layer's 35% (70 ETH) covers the 50 ETH holding, so all of it is due
+    big = f.position(7, POOL, 2700.0, 3400.0, 200.0)
+    d = run((f.regime(Level.STRESS),), book=book, fees_usd=4_000, positions=(big,))
     roll = next(i for i in d.intents if isinstance(i, RollOption))
-    lot = lot_cost_cents(roll.limit_price, roll.open_instrument.size_step)
+    prem = lot_cost_cents(roll.limit_price, roll.open_instrument.size_step)
+    # worst-case fees per 0.1 lot (issue 13, M4): buying, min(0.03% x spot, 12.5% x ask)
+    # x 0.1; selling the old lot, 0.03% x spot x 0.1 (its bid is not assumed); spot is
+    # the pool's 3000.10, so each is 9.0003 cents, rounded up to 10
+    spot = Fraction(repr(d.exposures[0].spot))
+    buy_fee = math.ceil(min(Fraction(3, 10000) * spot, Fraction(1, 8) * Fraction(
+        repr(roll.limit_price))) * Fraction(1, 10) * 100)
+    sale_fee = math.ceil(Fraction(3, 10000) * spot * 10)
+    assert (buy_fee, sale_fee) == (10, 10)
+    lot = prem + buy_fee + sale_fee
     lots = 50000 // lot  # what $500.00 buys, whole lots
-    assert roll.premium_cents == lots * lot and roll.open_size == lots * Decimal("0.1")
+    assert roll.premium_cents == lots * prem and roll.open_size == lots * Decimal("0.1")
+    assert roll.fee_cents == lots * (buy_fee + sale_fee)
     assert roll.close_size == roll.open_size  # same 0.1 step: close what was replaced
     clip = d.clips[0]
     assert (clip.limit, clip.room_cents, clip.allowed_cents) == ("session cap", 50000, lots * lot)
@@ -335,8 +352,8 @@ def test_illiquid_or_unusable_instruments_are_never_chosen(defect: str) -> None:
         bad = f.quote(replace(inst, expiry=f.NOW - 1), SPOT)
     elif defect == "venue":
         bad = f.quote(replace(inst, venue="okx"), SPOT)
-    elif defect == "too dear":
-        bad = replace(bad, ask=200.0, bid=195.0)
+    elif defect == "too dear":  # above 0.4 x spot x IV x sqrt(T) = 0.4*3000*0.7*0.287 = $241
+        bad = replace(bad, ask=300.0, bid=295.0)
     elif defect == "inside roll window":
         bad = f.quote(f.instrument("deribit", 2550, 9), SPOT)
     d = run((f.regime(Level.STRESS),), quotes=(good, bad))
