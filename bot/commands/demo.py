@@ -13,13 +13,6 @@ from rich.console import Console
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def version() -> None:
-        """Print the lphedge version."""
-        from importlib.metadata import version as v
-
-        print(v("lphedge"))
-
-    @app.command()
     def demo(
         as_json: Annotated[bool, typer.Option("--json", help="print both readings as JSON")] = False,
     ) -> None:
