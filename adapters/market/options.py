@@ -1,5 +1,7 @@
-"""Option quotes (policies.hedge.OptionQuote) from a venue's option chain through ccxt
-(``fetch_option_chain``; Deribit: public/get_book_summary_by_currency, kind=option).
+"""Option quotes (policies.hedge.OptionQuote) from a venue's option chain as ccxt returns it
+(``fetch_option_chain``; Deribit: public/get_book_summary_by_currency, kind=option; fetched
+once per tick by adapters.market.volatility.DeribitVol.option_chain, which also gives the
+term structure).
 
 Prices are USD per unit of underlying. Deribit quotes options in the base currency (an
 ETH option's bid of 0.049 is 0.049 ETH), so a price is multiplied by the underlying
@@ -13,7 +15,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from adapters.market.base import Guard, SourceError, answered_json, ms_to_s, now_s
+from adapters.market.base import ms_to_s, now_s
 from policies.hedge import Instrument, OptionKind, OptionQuote
 
 
@@ -68,22 +70,3 @@ def parse_chain(venue: str, currency: str, options: dict[str, Any],
             open_interest=_num(opt.get("openInterest")), forward=forward,
             as_of=ms_to_s(ts) if ts else now_s()))
     return tuple(out)
-
-
-async def fetch_option_quotes(exchange: Any, guard: Guard, venue: str, currency: str
-                              ) -> tuple[OptionQuote, ...]:
-    """Every listed option of ``currency`` on the venue now; raises on outside failures."""
-    async def markets() -> None:
-        if not exchange.markets:
-            await exchange.load_markets()
-
-    await guard.call(markets)
-
-    async def chain() -> Any:
-        return await exchange.fetch_option_chain(currency)
-
-    options = await guard.call(chain)
-    if not options:
-        answered_json(exchange, f"{venue} option chain")
-        raise SourceError(f"no {currency} options in {venue}'s chain")
-    return parse_chain(venue, currency, options, exchange.markets)

@@ -98,8 +98,9 @@ class DeribitVol:
         if not self.exchange.markets:
             await self.exchange.load_markets()
 
-    async def term_structure(self) -> TermStructure:
-        """ATM IV per expiry now; raises on outside failures and bad payloads."""
+    async def option_chain(self) -> dict[str, Any]:
+        """The option chain now (ccxt fetch_option_chain, by symbol); raises on outside
+        failures. One fetch serves both the term structure and the option quotes."""
         await self.guard.call(self._markets)
 
         async def chain() -> Any:
@@ -108,6 +109,14 @@ class DeribitVol:
         options = await self.guard.call(chain)
         if not options:
             answered_json(self.exchange, "deribit option chain")
+        return dict(options or {})
+
+    async def term_structure(self) -> TermStructure:
+        """ATM IV per expiry now; raises on outside failures and bad payloads."""
+        return self.term_structure_of(await self.option_chain())
+
+    def term_structure_of(self, options: dict[str, Any]) -> TermStructure:
+        """ATM IV per expiry of a fetched chain; SourceError on a bad payload."""
         quotes: list[tuple[int, float, float, float]] = []
         stamps: list[int] = []
         for symbol, opt in options.items():

@@ -242,7 +242,7 @@ class MarketObserver:
             if self._pool is not None:
                 await self._check_chain()
                 self._chain_sources(self._conn.async_w3)  # every URL, failover per request
-            results = await self._gather(self._units(now))
+            results = self._from_chains(await self._gather(self._units(now)))
             snap = self._assess(now, prev, results)
             self._levels = snap.levels()
             return snap
@@ -283,7 +283,6 @@ class MarketObserver:
         self._chain_checked = True
 
     def _units(self, now: int) -> dict[tuple[str, ...], Callable[[], Awaitable[Any]]]:
-        from adapters.market.options import fetch_option_quotes
         from adapters.market.volatility import realised_vol_reading
 
         units: dict[tuple[str, ...], Callable[[], Awaitable[Any]]] = {}
@@ -294,12 +293,12 @@ class MarketObserver:
         for u, vol in self._vol.items():
             perp = f"{u}/USD:{u}"
             units[("dvol", u)] = partial(vol.dvol_history, now, days=95)
-            units[("term", u)] = vol.term_structure
+            if "deribit" in self.cfg.option_venues:  # one fetch: term structure and quotes
+                units[("chain", u)] = vol.option_chain
+            else:
+                units[("term", u)] = vol.term_structure
             units[("ohlcv", u)] = partial(vol.ohlcv, perp, "1d", now - 200 * 86400)
             units[("rv", u)] = partial(realised_vol_reading, vol, perp, now)
-            if "deribit" in self.cfg.option_venues:
-                units[("options", u)] = partial(fetch_option_quotes, vol.exchange, vol.guard,
-                                                "deribit", u)
         for i, (_, src) in enumerate(self._chainlink):
             units[("chainlink", str(i))] = src.read
         for i, (_, src) in enumerate(self._stable_pools):
@@ -315,6 +314,29 @@ class MarketObserver:
             for slug in self.cfg.defillama_slugs:
                 units[("defillama", slug)] = partial(self._llama.protocol_tvl, slug)
         return units
+
+    def _from_chains(self, res: dict[tuple[str, ...], Any]) -> dict[tuple[str, ...], Any]:
+        """The term structure and the option quotes of each fetched option chain (a failed
+        fetch fails both with its reason; a bad payload fails what it breaks)."""
+        from adapters.market.base import describe_error
+        from adapters.market.options import parse_chain
+
+        for u, vol in self._vol.items():
+            chain = res.pop(("chain", u), None)
+            if chain is None:
+                continue
+            if isinstance(chain, _Failed):
+                res[("term", u)] = res[("options", u)] = chain
+                continue
+            derived: tuple[tuple[tuple[str, ...], Callable[[], Any]], ...] = (
+                (("term", u), partial(vol.term_structure_of, chain)),
+                (("options", u), partial(parse_chain, "deribit", u, chain, vol.exchange.markets)))
+            for key, derive in derived:
+                try:
+                    res[key] = derive()
+                except Exception as exc:  # a bad payload: unknown, with the reason
+                    res[key] = _Failed(describe_error(exc, self.cfg.timeout_s))
+        return res
 
     async def _gather(self, units: dict[tuple[str, ...], Callable[[], Awaitable[Any]]]
                       ) -> dict[tuple[str, ...], Any]:

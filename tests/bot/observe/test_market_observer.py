@@ -50,10 +50,14 @@ async def test_two_ticks_keep_clients_quotes_and_close() -> None:
             first = await obs.read(now)
             loads = [h for h in servers["deribit"].hits if "get_instruments" in h[1]]
             sessions = _sessions(obs)
+            chains = [h for h in servers["deribit"].hits if "get_book_summary_by_currency" in h[1]]
+            assert len(chains) == 1  # one fetch gives the term structure and the quotes
             second = await obs.read(now + 60)
             # markets loaded on the first tick only; the same HTTP sessions serve the second
             assert [h for h in servers["deribit"].hits if "get_instruments" in h[1]] == loads
             assert _sessions(obs) == sessions and all(s is not None for s in sessions)
+            assert len([h for h in servers["deribit"].hits
+                        if "get_book_summary_by_currency" in h[1]]) == 2
         assert all(s is None or s.closed for s in _sessions(obs))  # type: ignore[attr-defined]
         with pytest.raises(RuntimeError, match="closed"):
             await obs.read(now)
