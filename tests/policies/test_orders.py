@@ -149,14 +149,14 @@ LEGAL: dict[tuple[OrderState, str], OrderState] = {
 PAIRS = [(s, e) for s in OrderState for e in EVENTS]
 
 
-def test_the_hand_written_table_names_every_state():
+def test_the_hand_written_table_names_every_state() -> None:
     assert {s for s, _ in LEGAL} == set(OrderState) - TERMINAL_STATES
     assert {S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED} == TERMINAL_STATES
     assert set(TABLE) == set(OrderState)
 
 
 @pytest.mark.parametrize(("state", "name"), [p for p in PAIRS if p in LEGAL])
-def test_legal_transition(state: OrderState, name: str):
+def test_legal_transition(state: OrderState, name: str) -> None:
     before = order_in(state)
     after = transition(before, EVENTS[name](before))
     assert after.state is LEGAL[(state, name)]
@@ -165,7 +165,7 @@ def test_legal_transition(state: OrderState, name: str):
 
 
 @pytest.mark.parametrize(("state", "name"), [p for p in PAIRS if p not in LEGAL])
-def test_illegal_transition_is_refused(state: OrderState, name: str):
+def test_illegal_transition_is_refused(state: OrderState, name: str) -> None:
     before = order_in(state)
     with pytest.raises(IllegalTransition) as err:
         transition(before, EVENTS[name](before))
@@ -173,7 +173,7 @@ def test_illegal_transition_is_refused(state: OrderState, name: str):
     assert before.client_id in str(err.value) and state.value in str(err.value)
 
 
-def test_fill_quantities_and_average_price():
+def test_fill_quantities_and_average_price() -> None:
     o = transition(order_in(S.PENDING_SUBMIT), Sent())
     o = transition(o, Accepted("v-9"))
     o = transition(o, Fill("a", D("1.2"), D("10")))
@@ -185,7 +185,7 @@ def test_fill_quantities_and_average_price():
     assert (o.state, o.filled, o.avg_price) == (S.FILLED, D(3), D(12))  # 36 / 3
 
 
-def test_a_fill_seen_twice_counts_once():
+def test_a_fill_seen_twice_counts_once() -> None:
     o = transition(order_in(S.ACCEPTED), Fill("a", D(1), PX))
     assert transition(o, Fill("a", D(1), PX)) is o
 
@@ -193,7 +193,7 @@ def test_a_fill_seen_twice_counts_once():
 @pytest.mark.parametrize("fill", [Fill("x", D(0), PX), Fill("x", D(-1), PX),
                                   Fill("x", D(4), PX), Fill("x", D(1), D(-1)),
                                   Fill("x", D("NaN"), PX)])
-def test_impossible_fill_is_bad_input(fill: Fill):
+def test_impossible_fill_is_bad_input(fill: Fill) -> None:
     with pytest.raises(BadOrderEvent) as err:
         transition(order_in(S.ACCEPTED), fill)
     assert isinstance(err.value, InvalidInput)
@@ -206,18 +206,18 @@ def test_impossible_fill_is_bad_input(fill: Fill):
     VenueReport("partially_filled", D(2)),  # more filled, no average price
     VenueReport("open"),  # not a status
 ])
-def test_impossible_report_is_bad_input(report: VenueReport):
+def test_impossible_report_is_bad_input(report: VenueReport) -> None:
     with pytest.raises(BadOrderEvent):
         transition(order_in(S.PARTIALLY_FILLED), report)
 
 
-def test_report_takes_the_venues_average():
+def test_report_takes_the_venues_average() -> None:
     o = transition(order_in(S.UNKNOWN), VenueReport("partially_filled", D(2), D(11), "v-3"))
     assert (o.state, o.filled, o.notional, o.venue_order_id) == (
         S.PARTIALLY_FILLED, D(2), D(22), "v-3")
 
 
-def test_unknown_is_left_only_by_a_venue_report():
+def test_unknown_is_left_only_by_a_venue_report() -> None:
     unknown = transition(order_in(S.SUBMITTED), LostAnswer("timeout"))
     assert unknown.state is S.UNKNOWN and unknown.reason == "timeout"
     for name, make in EVENTS.items():
@@ -231,7 +231,7 @@ def test_unknown_is_left_only_by_a_venue_report():
 @pytest.mark.parametrize(("field", "kwargs"), [
     ("client_id", {"client_id": ""}), ("side", {"side": "short"}),
     ("size", {"size": D(0)}), ("limit_price", {"limit_price": D(-1)})])
-def test_new_order_refuses_bad_fields(field: str, kwargs: dict[str, object]):
+def test_new_order_refuses_bad_fields(field: str, kwargs: dict[str, object]) -> None:
     args: dict[str, object] = {"client_id": "c", "venue": "paper", "symbol": "X",
                                "side": "buy", "size": D(1), "limit_price": None, **kwargs}
     with pytest.raises(BadOrderEvent, match=field):
@@ -268,7 +268,7 @@ def _consistent(o: Order) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(events, max_size=25), st.decimals(min_value=D("0.1"), max_value=D(4), places=1))
-def test_any_event_sequence_keeps_a_legal_state(seq: list[OrderEvent], size: Decimal):
+def test_any_event_sequence_keeps_a_legal_state(seq: list[OrderEvent], size: Decimal) -> None:
     o = new_order("lph" + "1" * 29, "paper", "X", "sell", size, None)
     for ev in seq:
         before = o
@@ -289,7 +289,7 @@ def test_any_event_sequence_keeps_a_legal_state(seq: list[OrderEvent], size: Dec
 
 
 @given(st.sampled_from(sorted(TERMINAL_STATES)), events)
-def test_terminal_states_are_absorbing(state: OrderState, ev: OrderEvent):
+def test_terminal_states_are_absorbing(state: OrderState, ev: OrderEvent) -> None:
     with pytest.raises(IllegalTransition):
         transition(order_in(state), ev)
 
@@ -297,7 +297,7 @@ def test_terminal_states_are_absorbing(state: OrderState, ev: OrderEvent):
 # ------------------------------------------------------------------------ client ids
 
 
-def test_client_id_is_the_documented_digest():
+def test_client_id_is_the_documented_digest() -> None:
     # computed here from the documented recipe, not by the code under test
     material = "".join(f"{len(p)}:{p}|" for p in (SAFE, "dec-42", "1", "0"))
     want = "lph" + hashlib.sha256(material.encode()).hexdigest()[:29]
@@ -307,7 +307,7 @@ def test_client_id_is_the_documented_digest():
 
 @pytest.mark.parametrize(("safe", "decision", "leg", "attempt"), [
     ("", "d", 0, 0), (SAFE, "", 0, 0), (SAFE, "d", -1, 0), (SAFE, "d", 0, -1)])
-def test_client_id_refuses_missing_parts(safe: str, decision: str, leg: int, attempt: int):
+def test_client_id_refuses_missing_parts(safe: str, decision: str, leg: int, attempt: int) -> None:
     with pytest.raises(BadOrderEvent):
         client_order_id(safe, decision, leg, attempt)
 
@@ -318,7 +318,7 @@ ids = st.tuples(st.sampled_from([SAFE, "0x" + "ab" * 20]), st.text(min_size=1, m
 
 @settings(max_examples=300)
 @given(st.sets(ids, min_size=2, max_size=40))
-def test_ids_are_deterministic_unique_and_valid_everywhere(keys: set[tuple[str, str, int, int]]):
+def test_ids_are_deterministic_unique_and_valid_everywhere(keys: set[tuple[str, str, int, int]]) -> None:
     made = {k: client_order_id(*k) for k in keys}
     assert len(set(made.values())) == len(keys)  # distinct (safe, decision, leg, attempt)
     for k, cid in made.items():
@@ -329,7 +329,7 @@ def test_ids_are_deterministic_unique_and_valid_everywhere(keys: set[tuple[str, 
             assert from_venue_id(venue, vid) == cid
 
 
-def test_venue_fields_by_hand():
+def test_venue_fields_by_hand() -> None:
     cid = "lph" + "0123456789abcdef0123456789abc"
     assert venue_client_id("okx", cid) == cid and len(cid) == 32
     assert venue_client_id("hyperliquid", cid) == "0x0123456789abcdef0123456789abc000"
