@@ -27,8 +27,9 @@ def _num(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _step(market: dict[str, Any]) -> Decimal | None:
-    """Smallest tradable size in underlying units (the venue's minimum amount)."""
+def size_step(market: dict[str, Any]) -> Decimal | None:
+    """Smallest tradable size of a ccxt market (its minimum amount, else its amount
+    precision), in the market's amount units; None when the venue says neither."""
     for value in ((market.get("limits") or {}).get("amount", {}).get("min"),
                   (market.get("precision") or {}).get("amount")):
         v = _num(value)
@@ -48,7 +49,7 @@ def parse_chain(venue: str, currency: str, options: dict[str, Any],
         info = opt.get("info") or {}
         strike, expiry_ms = _num(market.get("strike")), market.get("expiry")
         kind = {"put": OptionKind.PUT, "call": OptionKind.CALL}.get(str(market.get("optionType")))
-        step = _step(market)
+        step = size_step(market)
         if strike is None or strike <= 0 or not expiry_ms or kind is None or step is None:
             continue
         forward = _num(opt.get("underlyingPrice"))

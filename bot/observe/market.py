@@ -543,12 +543,9 @@ def _perp_quote(feed: Any, underlying: str, cur: Any) -> PerpQuote:
     hours = (cur.extra or {}).get("interval_hours")
     rate_8h = (rate * 8.0 / hours if rate is not None and hours and math.isfinite(rate)
                else None)
-    step = Decimal("0.001")
+    from adapters.market.options import size_step
+
     market = (feed.exchange.markets or {}).get(feed.symbol) or {}
-    for value in ((market.get("limits") or {}).get("amount", {}).get("min"),
-                  (market.get("precision") or {}).get("amount")):
-        if isinstance(value, int | float) and math.isfinite(value) and value > 0:
-            step = Decimal(repr(float(value)))
-            break
+    step = size_step(market) or Decimal("0.001")  # decide's own default when none is known
     return PerpQuote(feed.venue, underlying, None, rate_8h,
                      cur.as_of if cur.as_of is not None else 0, step)
