@@ -44,6 +44,8 @@ bench: bootstrap
 	$(BIN)/python -m bench.lp_math
 	$(BIN)/python -m bench.read_positions
 	$(BIN)/python -m bench.decide
+	$(BIN)/python -m bench.startup
+	$(BIN)/python -m bench.test_fast
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -80,6 +80,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     cls=LazyGroup,
+    # click's plain help and usage errors here: rich's help renderer alone imports
+    # markdown-it and rich (~0.3 s); each command's own --help stays rich
+    rich_markup_mode=None,
 )
 
 
