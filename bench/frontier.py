@@ -12,7 +12,8 @@ frontier (no other setting better on both) and the targets: ratio <= 0.5, cost s
 <= 0.25, and better than the naive always-on put baseline on both.
 
 A grid file is TOML: ``[[setting]]`` tables with ``name`` and ``set = { "perp.hedge_ratio"
-= 1.0, ... }``; without one, GRID below is used."""
+= 1.0, ... }`` (a path to a missing value deletes nothing; in code, None deletes);
+without one, GRID below is used."""
 
 from __future__ import annotations
 
@@ -34,12 +35,15 @@ sys.path.insert(0, str(ROOT))
 from bot.backtest.chain import Params  # noqa: E402
 from bot.backtest.data import HOUR, History, load_history  # noqa: E402
 from bot.backtest.engine import Config, run, signal_track, summary  # noqa: E402
+from bot.backtest.episodes import RECORDED, analyse, parse_window, to_text  # noqa: E402
 from policies.policy_file import policy_from_dict  # noqa: E402
 from policies.types import SignalReading  # noqa: E402
 
 TARGET_RATIO = 0.5
 TARGET_COST = 0.25
 
+UNRECORDED: dict[str, Any] = {"layers.*.trigger.signals.term_structure": None,
+                              "layers.*.trigger.signals.tvl_drop": None}
 # (name, overrides): perp hedge ratio x options budget, and the example policy as is
 GRID: list[tuple[str, dict[str, Any]]] = [
     ("example", {}),
@@ -53,19 +57,31 @@ GRID: list[tuple[str, dict[str, Any]]] = [
     ("perp 1.0, band 0.05, budget 0.25", {"perp.hedge_ratio": 1.0, "perp.rebalance_band": 0.05,
                                           "budget.share_of_expected_fees": 0.25}),
     ("perp 1.0, budget 1.0", {"perp.hedge_ratio": 1.0, "budget.share_of_expected_fees": 1.0}),
+    # triggers on signals with no recorded history (term_structure, tvl_drop) are never
+    # known in the backtest, and an unknown trigger holds a layer engaged (D4): drop them
+    ("recorded triggers", UNRECORDED),
+    ("recorded triggers, perp 1.0", {**UNRECORDED, "perp.hedge_ratio": 1.0}),
+    ("recorded triggers, perp 1.0, budget 0.25", {**UNRECORDED, "perp.hedge_ratio": 1.0,
+                                                  "budget.share_of_expected_fees": 0.25}),
 ]
 
 _STATE: dict[str, Any] = {}  # shared with forked workers (history, track, config)
 
 
 def _set(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``path`` (dotted, ``*`` = every key) to ``value``; ``None`` deletes it."""
     head, _, rest = path.partition(".")
     if head == "*":
         for sub in data.values():
             _set(sub, rest, value)
         return
     if not rest:
-        data[head] = value
+        if value is None:
+            data.pop(head, None)
+        else:
+            data[head] = value
+        return
+    if value is None and head not in data:
         return
     _set(data.setdefault(head, {}), rest, value)
 
@@ -109,7 +125,18 @@ def _one(item: tuple[str, dict[str, Any]]) -> dict[str, Any]:
             "max_dd_hedged": s["hedged"]["max_drawdown"],
             "premium_usd": s["premium_usd"], "option_payoff_usd": s["option_payoff_usd"],
             "funding_usd": s["funding_usd"], "perp_fees_usd": s["perp_fees_usd"],
-            "fee_income_usd": s["fee_income_usd"], "layers": s["layers"]}
+            "fee_income_usd": s["fee_income_usd"], "layers": s["layers"],
+            "summary": s, "episodes": episodes(res) if name in _STATE["episodes_for"] else []}
+
+
+def episodes(res: Any) -> list[dict[str, Any]]:
+    """The recorded episodes inside the run (bot/backtest/episodes.py)."""
+    out = []
+    for n, (a, b) in RECORDED.items():
+        _, start, end = parse_window(f"{n}={a}..{b}")
+        if res.ts[0] <= start and end <= res.ts[-1]:
+            out.append(analyse(res, n, start, end))
+    return out
 
 
 def mark(rows: list[dict[str, Any]]) -> None:
@@ -155,11 +182,18 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", dest="json_out")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--episodes", default="example,baseline",
+                    help="settings whose recorded episodes are analysed (comma-separated)")
+    ap.add_argument("--only", help="run only these settings (comma-separated names)")
     a = ap.parse_args()
     grid = GRID
     if a.grid:
         with open(a.grid, "rb") as fh:
             grid = [(g["name"], dict(g.get("set", {}))) for g in tomllib.load(fh)["setting"]]
+    if a.only:
+        keep = {x.strip() for x in a.only.split(",")}
+        grid = [g for g in grid if g[0] in keep]
+    _STATE["episodes_for"] = {x.strip() for x in a.episodes.split(",")}
     with open(a.policy, "rb") as fh:
         _STATE["policy"] = tomllib.load(fh)
     t0 = time.perf_counter()
@@ -169,11 +203,12 @@ def main() -> None:
     _STATE["track"] = signal_track(_STATE["history"], cfg, Params.load())
     t1 = time.perf_counter()
     items = [("baseline", {}), *grid]
-    if a.jobs > 1:
-        with multiprocessing.get_context("fork").Pool(a.jobs) as pool:
-            rows = pool.map(_one, items, chunksize=1)
-    else:
-        rows = [_one(i) for i in items]
+    rows = []
+    with multiprocessing.get_context("fork").Pool(max(a.jobs, 1)) as pool:
+        for r in pool.imap(_one, items, chunksize=1):  # in grid order, as each finishes
+            print(json.dumps({k: v for k, v in r.items() if k not in ("summary", "episodes")}),
+                  file=sys.stderr, flush=True)
+            rows.append(r)
     mark(rows)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
@@ -187,6 +222,9 @@ def main() -> None:
     print(head)
     if a.markdown:
         print(markdown(rows))
+        for r in rows:
+            for ep in r.get("episodes", []):
+                print(f"\n[{r['name']}]\n" + to_text(ep))
     else:
         for r in rows:
             print(json.dumps(r))
