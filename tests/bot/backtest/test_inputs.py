@@ -78,8 +78,7 @@ def test_cli_json_keys_and_error_line(tmp_path: Path) -> None:
     d = _dir(tmp_path)
     pol = Path(__file__).resolve().parents[3] / "examples" / "policy.toml"
     r = CliRunner().invoke(app, ["backtest", "--history", str(d), "--policy", str(pol),
-                                 "--from", "2022-02-15", "--to", "2022-03-01", "--json",
-                                 "--report", str(tmp_path / "rep")])
+                                 "--from", "2022-02-15", "--to", "2022-03-01", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     for k in ("from", "to", "hours", "unhedged", "hedged", "fee_income_usd", "premium_usd",
@@ -88,8 +87,6 @@ def test_cli_json_keys_and_error_line(tmp_path: Path) -> None:
     for side in ("unhedged", "hedged"):
         assert set(out[side]) == {"max_drawdown", "worst_7d_drawdown", "final_pnl_usd"}
     assert out["from"] == "2022-02-15T00:00:00Z" and out["hours"] == 14 * 24 + 1
-    for f in ("summary.json", "decisions.jsonl", "equity.csv"):
-        assert (tmp_path / "rep" / f).exists()
     r = CliRunner().invoke(app, ["backtest", "--history", str(d), "--policy", str(pol),
                                  "--from", "2025-01-01", "--json"])
     assert r.exit_code != 0
@@ -102,3 +99,18 @@ def test_history_closes_are_stamped_at_bar_end() -> None:
     assert closes(bars, 3600) == [(3600, 1.5), (7200, 1.2)]
     with pytest.raises(ValueError, match="bar_seconds"):
         closes(bars, 0)
+
+
+@pytest.mark.parametrize("arg,why", [
+    ("2022-02-15", "--episode: expected [NAME=]YYYY-MM-DD..YYYY-MM-DD, got '2022-02-15'"),
+    ("x=2022-02-20..2022-02-16", "--episode: 'x=2022-02-20..2022-02-16' ends before it starts"),
+    ("late=2023-01-01..2023-02-01", "--episode late: outside --from/--to"),
+])
+def test_cli_bad_episode_is_one_line_before_any_work(tmp_path: Path, arg: str, why: str) -> None:
+    d = _dir(tmp_path)
+    pol = Path(__file__).resolve().parents[3] / "examples" / "policy.toml"
+    r = CliRunner().invoke(app, ["backtest", "--history", str(d), "--policy", str(pol),
+                                 "--from", "2022-02-15", "--to", "2022-03-01",
+                                 "--episode", arg, "--report", str(tmp_path / "rep")])
+    assert isinstance(r.exception, BacktestError) and str(r.exception) == why
+    assert not (tmp_path / "rep").exists()  # nothing written

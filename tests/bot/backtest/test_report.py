@@ -40,3 +40,22 @@ def test_report_files(tmp_path: Path) -> None:
     assert len(rows) == len(res.ts) + 1
     lines = (tmp_path / "rep" / "decisions.jsonl").read_text().splitlines()
     assert len(lines) == len(res.decisions) and all(json.loads(x)["intents"] for x in lines)
+
+
+def test_cli_report_and_episode(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    d = write_history(tmp_path / "h", 90, lambda ts: P0, lambda ts: 60.0)
+    pol = Path(__file__).resolve().parents[3] / "examples" / "policy.toml"
+    r = CliRunner().invoke(app, ["backtest", "--history", str(d), "--policy", str(pol),
+                                 "--from", "2022-03-10", "--to", "2022-03-20", "--json",
+                                 "--episode", "mid=2022-03-12..2022-03-15",
+                                 "--report", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [e["name"] for e in out["episodes"]] == ["mid"]
+    assert out["episodes"][0]["from"] == "2022-03-12T00:00:00Z"
+    for f in ("summary.json", "decisions.jsonl", "equity.csv", "chart.png", "report.html"):
+        assert (tmp_path / "rep" / f).exists()
