@@ -97,9 +97,12 @@ class FailoverHTTPProvider(JSONBaseProvider):
     under a lock; each URL has its own HTTPProvider and requests session)."""
 
     def __init__(self, urls: Sequence[str], timeout: float = 10.0, rate_limit: int = 50,
-                 period: float = 1.0) -> None:
+                 period: float = 1.0, expected_chain_id: int | None = None) -> None:
         super().__init__()
         self.urls = _check_urls(urls)
+        # with an expected chain id, each URL is asked its chain id once, before its first
+        # use: a failover never lands on a node of another chain
+        self.expected_chain_id = expected_chain_id
         self.timeout = timeout
         self.global_ccip_read_enabled = False  # a contract must not make us fetch URLs
         self._providers = [
@@ -108,6 +111,7 @@ class FailoverHTTPProvider(JSONBaseProvider):
         ]
         self._failures = [0] * len(self.urls)
         self._throttles = [SyncThrottle(rate_limit, period) for _ in self.urls]
+        self._chain_ids: dict[int, dict[str, Any]] = {}  # URL index -> its eth_chainId answer
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
 
@@ -120,9 +124,21 @@ class FailoverHTTPProvider(JSONBaseProvider):
 
     def _send(self, fn: str, arg: Any, *more: Any) -> Any:
         errors: list[str] = []
+        wrong: list[str] = []
+        chain_id_call = fn == "make_request" and arg == "eth_chainId"
         for i in self._order():
             url = self.urls[i]
             try:
+                if self.expected_chain_id is not None and i not in self._chain_ids and not chain_id_call:
+                    self._ask_chain_id(i)
+                served = self._served(i)
+                if served is not None and self.expected_chain_id is not None and served != self.expected_chain_id:
+                    wrong.append(f"the RPC serves chain {served}, expected {self.expected_chain_id}")
+                    continue
+                if chain_id_call and i in self._chain_ids:
+                    # a URL's chain id does not change: web3 asks it before every
+                    # transaction and estimate; each URL is asked once
+                    return dict(self._chain_ids[i])
                 self._throttles[i].acquire()
                 self.requests[url] += 1
                 result = getattr(self._providers[i], fn)(arg, *more)
@@ -133,8 +149,30 @@ class FailoverHTTPProvider(JSONBaseProvider):
                 continue
             with self._lock:
                 self._failures[i] = 0
+            if chain_id_call and isinstance(result, dict) and "result" in result:
+                self._chain_ids[i] = dict(result)
+                served = self._served(i)
+                if self.expected_chain_id is not None and served != self.expected_chain_id:
+                    wrong.append(f"the RPC serves chain {served}, expected {self.expected_chain_id}")
+                    continue
             return result
+        if wrong and not errors:
+            raise WrongChain("wrong chain: " + "; ".join(dict.fromkeys(wrong)))
+        if wrong:
+            errors += [f"another URL: {w}" for w in dict.fromkeys(wrong)]
         raise RpcUnavailable("cannot reach any RPC endpoint (" + "; ".join(errors) + ")")
+
+    def _ask_chain_id(self, i: int) -> None:
+        """Ask URL ``i`` its chain id (transport errors propagate to the failover loop)."""
+        self._throttles[i].acquire()
+        self.requests[self.urls[i]] += 1
+        answer = self._providers[i].make_request(RPCEndpoint("eth_chainId"), [])
+        if isinstance(answer, dict) and "result" in answer:
+            self._chain_ids[i] = dict(answer)
+
+    def _served(self, i: int) -> int | None:
+        answer = self._chain_ids.get(i)
+        return None if answer is None else int(str(answer["result"]), 16)
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         return cast(RPCResponse, self._send("make_request", method, params))
@@ -233,7 +271,8 @@ class ChainConnection:
     @property
     def w3(self) -> Web3:
         if self._w3 is None:
-            self._w3 = Web3(FailoverHTTPProvider(self.urls, timeout=self.timeout, rate_limit=self.rate_limit))
+            self._w3 = Web3(FailoverHTTPProvider(self.urls, timeout=self.timeout, rate_limit=self.rate_limit,
+                                                 expected_chain_id=self.expected_chain_id))
         return self._w3
 
     @property

@@ -280,3 +280,25 @@ def test_sync_throttle_waits_for_a_free_slot() -> None:
     now[0] += 5
     throttle.acquire()
     assert slept == [0.75]  # the window emptied meanwhile
+
+
+def test_sync_failover_never_lands_on_another_chain(anvil: Anvil) -> None:
+    """Each URL is asked its chain id before its first use: a node of another chain in the
+    list is skipped while the right one answers, and refused once it is all that is left."""
+    other = Anvil(chain_id=999).start()
+    primary = Anvil(chain_id=31337).start()
+    try:
+        conn = ChainConnection([other.url, primary.url, anvil.url], chain_id=31337, timeout=5)
+        assert conn.connect_sync() == 31337
+        balance = conn.w3.eth.get_balance(conn.w3.to_checksum_address("0x" + "22" * 20))
+        assert balance == 0
+        assert conn.provider.requests[other.url] == 1  # asked its chain id once, never used
+        primary.stop()  # failover: the next URL of the right chain takes over
+        assert conn.w3.eth.block_number == int(anvil.rpc("eth_blockNumber"), 16)  # type: ignore[arg-type]
+        assert conn.provider.requests[other.url] == 1
+        lonely = ChainConnection([other.url], chain_id=31337, timeout=5)
+        with pytest.raises(WrongChain, match="serves chain 999, expected 31337"):
+            lonely.w3.eth.get_balance(conn.w3.to_checksum_address("0x" + "22" * 20))
+    finally:
+        primary.stop()
+        other.stop()
