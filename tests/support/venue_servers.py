@@ -78,8 +78,8 @@ class VenueServer:
         return web.Response(text=json.dumps(payload), content_type="application/json")
 
     async def _faulted(self, fault: str) -> web.StreamResponse | None:
-        if fault == "timeout":
-            await asyncio.sleep(30)
+        if fault == "timeout":  # never answers: the client's timeout is the only clock
+            await asyncio.Event().wait()
         if fault == "malformed":
             return web.Response(text='{"result": [{"timestamp": 17', content_type="application/json")
         if fault == "429":

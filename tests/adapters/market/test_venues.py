@@ -52,7 +52,7 @@ async def test_current_funding_parsed_by_ccxt(venue):
     now = wall_ms()
     venue_clock = now - 90_000  # the venue stamped its answer 90 s ago
     srv = await start_venue(venue, venue_clock)
-    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=3)
+    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=60)
     try:
         r = await feed.current()
     finally:
@@ -78,7 +78,7 @@ async def test_funding_history_exact(venue):
     now = wall_ms()
     tape = make_tape(venue, now)
     srv = await start_venue(venue, now, tape)
-    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=3)
+    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=60)
     since = now // 1000 - 3 * 86400
     try:
         points = await feed.history(since, limit=24, until_s=now // 1000)
@@ -101,7 +101,7 @@ async def test_funding_history_pages_without_gaps(venue):
     now = wall_ms()
     tape = make_tape(venue, now, days=100)
     srv = await start_venue(venue, now, tape)
-    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=3)
+    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=60)
     since = now // 1000 - 90 * 86400
     try:
         points = await feed.history(since, until_s=now // 1000)
@@ -122,7 +122,7 @@ async def test_malformed_funding_history_is_not_an_empty_history(venue):
     """ccxt parses a truncated answer as no rows; that must not pass for "no settlements"."""
     now = wall_ms()
     srv = await start_venue(venue, now)
-    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=3)
+    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=60)
     try:
         assert (await feed.current()).value == CURRENT  # markets loaded, venue fine
         srv.fault = "malformed"
@@ -138,7 +138,7 @@ async def test_malformed_option_chain_and_ohlcv_are_not_empty():
     now = wall_ms()
     srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT,
                           options=option_book(now), candles=[(now // D * D, 3000.0)]).start()
-    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=60)
     try:
         assert len((await vol.term_structure()).points) == 2
         assert len(await vol.ohlcv("ETH/USD:ETH", "1d", now // 1000 - 3 * 86400)) == 1
@@ -158,7 +158,7 @@ async def test_funding_history_to_signal(venue):
     now = wall_ms()
     tape = make_tape(venue, now, spike=0.004 if venue == "binanceusdm" else 0.0008)
     srv = await start_venue(venue, now, tape)
-    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=3)
+    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=60)
     try:
         points = await feed.history(now // 1000 - 35 * 86400, limit=500, until_s=now // 1000)
     finally:
@@ -190,7 +190,9 @@ async def test_funding_error_shapes_give_unknown_with_reason(venue, fault):
     srv.fault = fault.split("-")[0]
     if fault == "malformed-funding-only":
         srv.fault_paths = (FUNDING_PATH[venue],)
-    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=0.5)
+    # only the "timeout" fault may meet the client's timeout (its server never answers, so
+    # the client's clock is the only one); the others answer, however loaded the machine
+    feed = FundingFeed.create(venue, api_url=srv.url, timeout_s=0.5 if fault == "timeout" else 60)
     try:
         r = await feed.current()
     finally:
@@ -205,7 +207,7 @@ async def test_funding_error_shapes_give_unknown_with_reason(venue, fault):
 async def test_stale_funding_is_unknown():
     now = wall_ms()
     srv = await start_venue("binanceusdm", now - 2 * H)  # the venue's clock says 2h ago
-    feed = FundingFeed.create("binanceusdm", api_url=srv.url, timeout_s=3)
+    feed = FundingFeed.create("binanceusdm", api_url=srv.url, timeout_s=60)
     try:
         r = await feed.current()
     finally:
@@ -219,7 +221,7 @@ async def test_venue_down_is_unknown():
     srv = await start_venue("okx", wall_ms())
     url = srv.url
     await srv.stop()  # nothing listens any more
-    feed = FundingFeed.create("okx", api_url=url, timeout_s=2)
+    feed = FundingFeed.create("okx", api_url=url, timeout_s=60)
     try:
         r = await feed.current()
     finally:
@@ -229,7 +231,7 @@ async def test_venue_down_is_unknown():
 
 async def test_unknown_market_is_unknown():
     srv = await start_venue("bybit", wall_ms())
-    feed = FundingFeed.create("bybit", symbol="DOGE/USDT:USDT", api_url=srv.url, timeout_s=2)
+    feed = FundingFeed.create("bybit", symbol="DOGE/USDT:USDT", api_url=srv.url, timeout_s=60)
     try:
         r = await feed.current()
     finally:
@@ -238,22 +240,42 @@ async def test_unknown_market_is_unknown():
     assert r.value is None and r.reason == "bybit has no market DOGE/USDT:USDT"
 
 
-async def test_throttle_spaces_requests():
-    """asyncio-throttle: 6 reads at 3 per 0.5 s take at least one extra period."""
+async def test_throttle_spaces_requests(monkeypatch):
+    """asyncio-throttle: of 6 reads at 3 per 0.5 s, 3 go out and 3 wait for the next period.
+    The throttle's clock is a fake one the test moves: no wall-clock timing."""
+    import asyncio
+    from types import SimpleNamespace
+
+    clock = [1000.0]
+    monkeypatch.setattr("asyncio_throttle.throttler.time",
+                        SimpleNamespace(monotonic=lambda: clock[0]))
     now = wall_ms()
     srv = await start_venue("binanceusdm", now)
-    feed = FundingFeed.create("binanceusdm", api_url=srv.url, timeout_s=3, rate_limit=3)
+    feed = FundingFeed.create("binanceusdm", api_url=srv.url, timeout_s=60, rate_limit=3)
     feed.guard.throttler.period = 0.5
-    await feed.current()  # load markets first
-    t0 = time.monotonic()
+
+    def sent() -> int:
+        return sum(1 for h in srv.hits if FUNDING_PATH["binanceusdm"] in h[1])
+
     try:
-        import asyncio
-        results = await asyncio.gather(*[feed.current() for _ in range(6)])
+        await feed.current()  # load markets first
+        clock[0] += 1.0  # a period later: the throttle's log is empty
+        before = sent()
+        burst = asyncio.gather(*[feed.current() for _ in range(6)])
+        for _ in range(6000):  # a bound on a broken test, not a timing assertion
+            if sent() == before + 3:
+                break
+            await asyncio.sleep(0.005)
+        for _ in range(20):  # the other 3 stay held while the clock stands still
+            await asyncio.sleep(0.005)
+        assert sent() == before + 3 and not burst.done()
+        clock[0] += 0.6  # the next period
+        results = await burst
     finally:
         await feed.close()
         await srv.stop()
+    assert sent() == before + 6
     assert all(r.value == CURRENT for r in results)
-    assert time.monotonic() - t0 >= 0.45
 
 
 # ----------------------------------------------------------------------------- deribit vol
@@ -273,7 +295,7 @@ async def test_term_structure_atm_iv_and_signal():
     now = wall_ms()
     srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT, underlying=3050.0,
                           options=option_book(now)).start()
-    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=60)
     try:
         ts = await vol.term_structure()
     finally:
@@ -294,7 +316,7 @@ async def test_term_structure_missing_mark_iv_raises_clearly():
     srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT,
                           options=option_book(now)).start()
     srv.fault = "missing"
-    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=60)
     try:
         with pytest.raises(Exception, match="mark_iv"):
             await vol.term_structure()
@@ -310,7 +332,7 @@ async def test_dvol_history_pages_with_continuation_and_percentile():
     dvol[-1] = (today, 80.0)  # today: above every value of the window
     srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT, dvol=dvol).start()
     srv.data["page"] = 30
-    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=60)
     try:
         hist = await vol.dvol_history(now // 1000, days=95)
         latest = await vol.latest_dvol(now // 1000)
@@ -330,15 +352,21 @@ async def test_dvol_errors_are_unknown():
     now = wall_ms()
     srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT,
                           dvol=[(now // D * D, 60.0)]).start()
-    vol = DeribitVol.create(api_url=srv.url, timeout_s=0.5)
+    # only the "timeout" fault meets a timeout (its server never answers); the other
+    # answers come however loaded the machine is
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=60)
+    slow = DeribitVol.create(api_url=srv.url, timeout_s=0.5)
     try:
-        for fault, want in (("429", "rate limited"), ("maintenance", "maintenance"),
-                            ("malformed", "malformed"), ("timeout", "timeout")):
+        for fault, want, client in (("429", "rate limited", vol),
+                                    ("maintenance", "maintenance", vol),
+                                    ("malformed", "malformed", vol),
+                                    ("timeout", "timeout", slow)):
             srv.fault = fault
-            r = await vol.latest_dvol(now // 1000)
+            r = await client.latest_dvol(now // 1000)
             assert r.value is None and want in r.reason, (fault, r.reason)
     finally:
         await vol.close()
+        await slow.close()
         await srv.stop()
 
 
@@ -349,7 +377,7 @@ async def test_realised_vol_from_ohlcv():
     candles = [(today - (39 - i) * D, c) for i, c in enumerate(closes)]
     srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT,
                           candles=candles).start()
-    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=60)
     try:
         r = await realised_vol_reading(vol, "ETH/USD:ETH", now // 1000, days=30)
     finally:
@@ -366,7 +394,7 @@ async def test_realised_vol_from_ohlcv():
 # ----------------------------------------------------------------------------- CEX books
 async def test_cex_stable_book_mid_and_nan():
     srv = await V.binance_spot(wall_ms(), {"USDCUSDT": (0.9987, 0.9989)}).start()
-    book = CexBook.create("binance", "USDC/USDT", api_url=srv.url, timeout_s=3)
+    book = CexBook.create("binance", "USDC/USDT", api_url=srv.url, timeout_s=60)
     try:
         r = await book.read()
         assert r.value == pytest.approx(0.9988) and r.extra == {"bid": 0.9987, "ask": 0.9989}
@@ -391,7 +419,7 @@ async def test_cex_stable_book_mid_and_nan():
         assert r.reason == "binance:USDC/USDT: crossed book (bid 1.0003 > ask 0.9999)"
         # the asset as the quote currency: USDT priced in USDC is 1 / mid
         srv.data["books"]["USDCUSDT"] = (0.9987, 0.9989)
-        inverted = CexBook.create("binance", "USDC/USDT", api_url=srv.url, timeout_s=3,
+        inverted = CexBook.create("binance", "USDC/USDT", api_url=srv.url, timeout_s=60,
                                   invert=True)
         try:
             r = await inverted.read()
@@ -416,7 +444,8 @@ async def test_defillama_protocol_tvl_and_errors():
     today = int(time.time()) // day * day
     series = [(today - (9 - i) * day, 4.0e9 - i * 1.0e8) for i in range(10)]
     srv = await V.defillama({"uniswap": series}).start()
-    llama = DefiLlama(base_url=srv.url, timeout_s=0.5, rate_limit=20)
+    llama = DefiLlama(base_url=srv.url, timeout_s=60, rate_limit=20)
+    slow = DefiLlama(base_url=srv.url, timeout_s=0.5, rate_limit=20)  # only for "timeout"
     try:
         assert await llama.protocol_tvl("uniswap") == series
         r = await llama.latest("uniswap", today + 3600)
@@ -425,7 +454,7 @@ async def test_defillama_protocol_tvl_and_errors():
                             ("malformed", "malformed"), ("timeout", "timeout"),
                             ("nan", "not finite")):
             srv.fault = fault
-            r = await llama.latest("uniswap", today + 3600)
+            r = await (slow if fault == "timeout" else llama).latest("uniswap", today + 3600)
             assert r.value is None and want in r.reason, (fault, r.reason)
         srv.fault = None
         r = await llama.latest("unknown-slug", today)
@@ -470,7 +499,7 @@ async def test_rpc_key_never_in_a_reason():
             assert r.value is None and r.reason == want
             assert "sekret" not in str(r.as_dict())
         llama = DefiLlama(base_url=f"http://127.0.0.1:{port}/401/v2/sekret-key-123",
-                          timeout_s=2)
+                          timeout_s=60)
         r = await llama.latest("uniswap", int(time.time()))
         assert r.value is None and r.reason.startswith("HTTP 404 from http://127.0.0.1:")
         assert "sekret" not in r.reason
@@ -492,7 +521,7 @@ def test_reading_checks():
 async def test_absurd_or_nan_funding_is_unknown(rate, why):
     now = wall_ms()
     srv = await start_venue("bybit", now, current=rate)
-    feed = FundingFeed.create("bybit", api_url=srv.url, timeout_s=3)
+    feed = FundingFeed.create("bybit", api_url=srv.url, timeout_s=60)
     try:
         r = await feed.current()
     finally:
@@ -507,7 +536,7 @@ async def test_negative_or_absurd_mark_iv_refused(iv, why):
     now = wall_ms()
     book = [V.OptionQuote(q.expiry_ms, q.strike, q.kind, iv) for q in option_book(now)]
     srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT, options=book).start()
-    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=60)
     try:
         with pytest.raises(Exception, match=why):
             await vol.term_structure()
@@ -520,7 +549,7 @@ async def test_negative_dvol_is_unknown():
     now = wall_ms()
     srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT,
                           dvol=[(now // D * D - D, 60.0), (now // D * D, -4.0)]).start()
-    vol = DeribitVol.create(api_url=srv.url, timeout_s=3)
+    vol = DeribitVol.create(api_url=srv.url, timeout_s=60)
     try:
         r = await vol.latest_dvol(now // 1000)
     finally:

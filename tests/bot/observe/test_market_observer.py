@@ -135,7 +135,7 @@ async def test_one_deadline_for_the_tick() -> None:
     request timeout): its readings are unknown with that reason; the others are read."""
     now_ms = int(time.time() * 1000)
     servers = await start_all(now_ms)
-    servers["binanceusdm"].fault = "timeout"  # sleeps 30 s
+    servers["binanceusdm"].fault = "timeout"  # never answers
     try:
         async with MarketObserver(config(servers, timeout_s=25.0, deadline_s=2.0,
                                          perp_venues=("binanceusdm",))) as obs:
