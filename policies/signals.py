@@ -25,6 +25,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from policies.indicators import (
     Point,
@@ -104,23 +105,53 @@ def iv_percentile(dvol: Sequence[Point], now: int, previous: Level | None = None
 
 @dataclass(frozen=True, slots=True)
 class TermStructureConfig:
+    """Constant-maturity term structure (issue 13, Q2): the ATM IV interpolated at
+    ``short_days`` against the one at ``long_days`` (30 days, the DVOL horizon).
+
+    Comparing the nearest listed expiry with the farthest one (the old rule) mixed
+    tenors that move with the calendar and, at threshold 0, read a flat curve as
+    elevated; a constant-maturity ratio with a 5% entry does neither."""
+
     min_front_days: float = 2.0  # skip expiries closer than this (expiry-day noise)
-    min_gap_days: float = 14.0  # back expiry at least this much after the front one
+    short_days: float = 7.0
+    long_days: float = 30.0
+    # flat-vol extrapolation beyond the listed expiries, at most this many days
+    max_extrapolation_days: float = 3.0
     max_age: int = 15 * 60
     max_iv: float = 5.0  # 500% as a fraction
     thresholds: Thresholds = field(
-        default_factory=lambda: Thresholds(elevated=0.0, stress=0.10, crisis=0.25, band=0.03))
+        default_factory=lambda: Thresholds(elevated=0.05, stress=0.10, crisis=0.25, band=0.03))
+
+
+def constant_maturity_iv(points: Sequence[tuple[float, float]], days: float,
+                         max_extrapolation_days: float) -> float | None:
+    """ATM IV at ``days`` from (days to expiry, IV) points sorted by days: total variance
+    (IV^2 x days) linear in days between the bracketing expiries; flat vol up to
+    ``max_extrapolation_days`` outside them; None beyond (unknown, not guessed)."""
+    if not points:
+        return None
+    first, last = points[0], points[-1]
+    if days <= first[0]:
+        return first[1] if first[0] - days <= max_extrapolation_days else None
+    if days >= last[0]:
+        return last[1] if days - last[0] <= max_extrapolation_days else None
+    for (d0, v0), (d1, v1) in pairwise(points):
+        if d0 <= days <= d1:
+            w0, w1 = v0 * v0 * d0, v1 * v1 * d1
+            w = w0 + (w1 - w0) * (days - d0) / (d1 - d0)
+            return math.sqrt(w / days) if w > 0 else None
+    return None
 
 
 def term_structure(atm_iv: Sequence[tuple[int, float]], as_of: int, now: int,
                    previous: Level | None = None,
                    config: TermStructureConfig | None = None) -> SignalReading:
-    """Backwardation of the ATM IV curve: score = front IV / back IV - 1.
+    """Backwardation of the ATM IV curve: score = IV(short_days) / IV(long_days) - 1,
+    both at constant maturity (see TermStructureConfig).
 
     ``atm_iv`` is (expiry unix seconds, ATM IV as a fraction) per expiry, taken at
-    ``as_of``. Front = nearest expiry at least ``min_front_days`` away; back = the
-    farthest expiry. Contango gives a negative score (calm); any backwardation
-    (score >= 0 by default, the methodology's trigger) is elevated.
+    ``as_of``. Contango gives a negative score (calm); backwardation of at least the
+    elevated threshold (5%) is elevated.
     """
     cfg = config or TermStructureConfig()
     if as_of > now:
@@ -128,26 +159,31 @@ def term_structure(atm_iv: Sequence[tuple[int, float]], as_of: int, now: int,
     if now - as_of > cfg.max_age:
         return _unknown(TERM_STRUCTURE, f"stale: chain is {now - as_of}s old, bound {cfg.max_age}s",
                         as_of=as_of, age_s=now - as_of)
-    usable: list[tuple[int, float]] = []
+    usable: list[tuple[float, float]] = []
     for expiry, iv in sorted(atm_iv):
         bad = bad_value(iv, positive=True, upper=cfg.max_iv)
         if bad is not None:
             return _unknown(TERM_STRUCTURE, f"invalid ATM IV for expiry {expiry}: {bad}")
         if expiry - as_of >= cfg.min_front_days * DAY:
-            usable.append((expiry, iv))
+            usable.append(((expiry - as_of) / DAY, iv))
     if len(usable) < 2:
         return _unknown(TERM_STRUCTURE, f"need 2 expiries at least {cfg.min_front_days:g}d out, "
                         f"have {len(usable)}")
-    front, back = usable[0], usable[-1]
-    if back[0] - front[0] < cfg.min_gap_days * DAY:
-        return _unknown(TERM_STRUCTURE, f"expiries span {(back[0] - front[0]) / DAY:.1f}d, "
-                        f"need {cfg.min_gap_days:g}d")
-    score = front[1] / back[1] - 1.0
+    short = constant_maturity_iv(usable, cfg.short_days, cfg.max_extrapolation_days)
+    long = constant_maturity_iv(usable, cfg.long_days, cfg.max_extrapolation_days)
+    if short is None or long is None:
+        return _unknown(TERM_STRUCTURE, f"listed expiries {usable[0][0]:.1f}-{usable[-1][0]:.1f}d "
+                        f"do not reach {cfg.short_days:g}d and {cfg.long_days:g}d (within "
+                        f"{cfg.max_extrapolation_days:g}d)", expiries=len(usable))
+    score = short / long - 1.0
     shape = "backwardation" if score > 0 else "contango" if score < 0 else "flat"
     return levelled(TERM_STRUCTURE, score, cfg.thresholds, previous,
-                     f"{shape}: front/back IV - 1 = {score:+.3f}",
-                     {"front_expiry": front[0], "front_iv": front[1], "back_expiry": back[0],
-                      "back_iv": back[1], "as_of": as_of, "expiries": len(usable)})
+                     f"{shape}: {cfg.short_days:g}d / {cfg.long_days:g}d ATM IV - 1 = "
+                     f"{score:+.3f}",
+                     {"short_iv": short, "long_iv": long, "short_days": cfg.short_days,
+                      "long_days": cfg.long_days, "as_of": as_of, "expiries": len(usable),
+                      "front_iv": usable[0][1], "front_days": usable[0][0],
+                      "back_iv": usable[-1][1], "back_days": usable[-1][0]})
 
 
 # --- TVL drop -----------------------------------------------------------------------------

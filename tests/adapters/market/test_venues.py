@@ -307,8 +307,14 @@ async def test_term_structure_atm_iv_and_signal():
     assert ts.points[1].atm_iv == pytest.approx((70.0 + 0.5) / 100)
     assert ts.points[0].strikes == 3 and ts.points[0].underlying == 3050.0
     r = S.term_structure(ts.pairs(), ts.as_of, now // 1000)
-    assert r.level is Level.CRISIS  # 0.905 / 0.705 - 1 = 0.284 >= crisis 0.25
-    assert r.evidence["score"] == pytest.approx(0.905 / 0.705 - 1)
+    # 7d IV vs 30d IV, both at constant maturity: total variance interpolated between the
+    # ~7d and ~35d expiries (issue 13, Q2): ~0.905 / ~0.715 - 1 = ~0.26 >= crisis 0.25
+    short, long = r.evidence["short_iv"], r.evidence["long_iv"]
+    assert isinstance(short, float) and isinstance(long, float)
+    assert 0.9 < short <= 0.905 + 1e-9 and 0.705 < long < 0.725
+    assert r.level is Level.CRISIS
+    assert r.evidence["score"] == pytest.approx(short / long - 1)
+    assert r.evidence["front_iv"] == pytest.approx(0.905)  # the nearest expiry, as listed
 
 
 async def test_term_structure_missing_mark_iv_raises_clearly():

@@ -79,8 +79,10 @@ def test_iv_percentile_at_or_above_70th_engages_intermediate(pct: int, engaged: 
 
 
 @pytest.mark.parametrize(("front_iv", "back_iv", "engaged"), [
-    (0.90, 0.70, True),   # backwardation
-    (0.71, 0.70, True),   # slight backwardation still triggers (methodology: any)
+    # 7d vs constant-maturity 30d IV (total variance interpolated between 7d and 60d)
+    (0.90, 0.70, True),   # 0.90 / 0.730 - 1 = +23%: backwardation
+    (0.76, 0.70, True),   # 0.76 / 0.708 - 1 = +7.3% >= 5%: elevated
+    (0.71, 0.70, False),  # 0.71 / 0.701 - 1 = +1.2%: flat is not stress (issue 13, Q2)
     (0.60, 0.70, False),  # contango
 ])
 def test_backwardation_engages_the_outer_wings(front_iv: float, back_iv: float,

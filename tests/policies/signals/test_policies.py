@@ -113,10 +113,24 @@ def test_term_structure_exact_and_refusals():
     curve = [(asof + 1 * DAY, 2.0), (asof + 7 * DAY, 0.90), (asof + 30 * DAY, 0.80),
              (asof + 90 * DAY, 0.75)]
     r = S.term_structure(curve, asof, NOW)
-    # the 1-day expiry is skipped (min_front_days=2): front 0.90, back 0.75
-    assert r.evidence["front_iv"] == 0.90 and r.evidence["back_iv"] == 0.75
-    assert r.evidence["score"] == pytest.approx(0.2)
+    # the 1-day expiry is skipped (min_front_days=2); constant maturities 7d and 30d are
+    # listed: 0.90 / 0.80 - 1 = 0.125 (the farthest expiry, 0.75, no longer counts)
+    assert r.evidence["short_iv"] == 0.90 and r.evidence["long_iv"] == 0.80
+    assert r.evidence["front_iv"] == 0.90 and r.evidence["back_iv"] == 0.75  # as listed
+    assert r.evidence["score"] == pytest.approx(0.125)
     assert r.level is Level.STRESS and "backwardation" in r.reason
+    # 30d between 7d and 60d: total variance linear in days, by hand:
+    # (0.81*7 + (0.49*60 - 0.81*7) * 23/53) / 30 = 0.53225..., sqrt = 0.72956...
+    r = S.term_structure([(asof + 7 * DAY, 0.9), (asof + 60 * DAY, 0.7)], asof, NOW)
+    w30 = (0.81 * 7 + (0.49 * 60 - 0.81 * 7) * 23 / 53) / 30
+    assert r.evidence["long_iv"] == pytest.approx(math.sqrt(w30), rel=1e-12)
+    assert r.evidence["score"] == pytest.approx(0.9 / math.sqrt(w30) - 1, rel=1e-12)
+    # flat (or 1% backwardation) is not elevated any more: the entry is 5% (issue 13, Q2)
+    flat = S.term_structure([(asof + 7 * DAY, 0.808), (asof + 30 * DAY, 0.8)], asof, NOW)
+    assert flat.level is Level.CALM
+    # expiries that do not reach 7d and 30d within 3 days are unknown, not guessed
+    far = S.term_structure([(asof + 12 * DAY, 0.9), (asof + 60 * DAY, 0.7)], asof, NOW)
+    assert far.level is None and "do not reach" in far.reason
     r = S.term_structure([(asof + 7 * DAY, 0.6), (asof + 60 * DAY, 0.7)], asof, NOW)
     assert r.level is Level.CALM and "contango" in r.reason
     assert S.term_structure(curve, asof, NOW + HOUR).level is None  # stale chain
@@ -428,12 +442,12 @@ def test_property_tvl_and_term_structure_hysteresis_hold_inside_band(noise):
         r = S.tvl_drop(hourly([100.0] * 48 + [100.0 * (1 - drop)]), NOW, level)
         assert r.level is Level.ELEVATED, (drop, r.reason)
         level = r.level
-    # term structure: elevated on any backwardation; band 0.03, stress at 0.10
-    level = S.term_structure([(NOW + 7 * DAY, 0.81), (NOW + 60 * DAY, 0.80)], NOW, NOW).level
+    # term structure: elevated at 5% backwardation (7d vs 30d); band 0.03, stress at 0.10
+    level = S.term_structure([(NOW + 7 * DAY, 0.84), (NOW + 30 * DAY, 0.80)], NOW, NOW).level
     assert level is Level.ELEVATED
     for u in noise:
-        score = -0.03 + u * 0.1299
-        curve = [(NOW + 7 * DAY, 0.80 * (1 + score)), (NOW + 60 * DAY, 0.80)]
+        score = 0.02 + u * 0.0799
+        curve = [(NOW + 7 * DAY, 0.80 * (1 + score)), (NOW + 30 * DAY, 0.80)]
         r = S.term_structure(curve, NOW, NOW, level)
         assert r.level is Level.ELEVATED, (score, r.reason)
         level = r.level
