@@ -56,8 +56,10 @@ __all__ = [  # the levelling core and the indicators stay importable from here
     "SECONDARY_SIGNALS", "TERM_STRUCTURE", "TVL_DROP", "DepegConfig", "FundingConfig",
     "FundingPoint", "IvPercentileConfig", "Level", "PegQuote", "Point", "Regime",
     "RsiMacdConfig", "SignalReading", "TermStructureConfig", "Thresholds", "TvlDropConfig",
-    "aggregate", "annualise", "classify", "depeg", "funding", "iv_percentile",
+    "aggregate", "annualise", "classify", "constant_maturity_iv", "depeg", "funding",
+    "iv_percentile",
     "resample_closes", "rsi", "rsi_macd", "term_structure", "tvl_drop",
+    "tvl_drop_at_fixed_prices",
 ]
 
 
@@ -225,6 +227,32 @@ def tvl_drop(tvl: Sequence[Point], now: int, previous: Level | None = None,
                      f"TVL down {100 * drop:.1f}% from {cfg.window_hours}h peak",
                      {"latest": latest, "latest_ts": latest_ts, "peak": peak,
                       "peak_ts": peak_ts, "drop": drop})
+
+
+def tvl_drop_at_fixed_prices(balances: Sequence[tuple[int, float, float]],
+                             prices: tuple[float, float], now: int,
+                             previous: Level | None = None,
+                             config: TvlDropConfig | None = None) -> SignalReading:
+    """TVL drop with every sample's token amounts valued at the same prices (issue 13, Q1).
+
+    ``balances`` are (ts, amount of token0, amount of token1) held by the pool; ``prices``
+    the USD prices of the two tokens now. USD TVL moves with price: a 16% ETH move alone
+    takes a 50/50 pool's USD TVL down ~8%, the trigger level, with no liquidity leaving.
+    Valued at fixed prices, only liquidity leaving (or the pool's rebalancing, second
+    order) moves it. Unknown or non-positive prices give an unknown reading."""
+    for which, p in (("token0", prices[0]), ("token1", prices[1])):
+        bad = bad_value(p, positive=True)
+        if bad is not None:
+            return _unknown(TVL_DROP, f"{which} price for fixed-price TVL: {bad}")
+    for ts, a0, a1 in balances:
+        bad = bad_value(a0) or bad_value(a1)
+        if bad is not None or a0 < 0 or a1 < 0:
+            return _unknown(TVL_DROP, f"invalid balance at ts {ts}: {bad or 'negative'}")
+    series = [(ts, a0 * prices[0] + a1 * prices[1]) for ts, a0, a1 in balances]
+    r = tvl_drop(series, now, previous, config)
+    return SignalReading(r.name, r.level, r.reason.replace("TVL down", "TVL at fixed prices down"),
+                         {**r.evidence, "basis": "fixed prices", "price0": prices[0],
+                          "price1": prices[1]})
 
 
 # --- funding ------------------------------------------------------------------------------

@@ -145,6 +145,42 @@ def hourly(values, end=NOW):
     return [(end - (n - 1 - i) * HOUR, float(v)) for i, v in enumerate(values)]
 
 
+def constant_product(k: float, price: float) -> tuple[float, float]:
+    """(ETH, USDC) held by an x*y = k pool at ``price`` USDC per ETH."""
+    return math.sqrt(k / price), math.sqrt(k * price)
+
+
+@pytest.mark.parametrize(("withdrawn", "usd_level", "fixed_level"), [
+    (0.0, Level.ELEVATED, Level.CALM),       # price alone: USD TVL -8.3%, fixed prices -0.4%
+    (0.10, Level.STRESS, Level.ELEVATED),  # 10% left: USD -17.5% overstates, fixed -10.3%
+])
+def test_q1_tvl_drop_at_fixed_prices_ignores_the_price_move(withdrawn, usd_level, fixed_level):
+    """Issue 13, Q1: ETH 3000 -> 2520 (-16%) over 48 h in a 50/50 (x*y=k) pool holding
+    1000 ETH + 3,000,000 USDC. By hand: after the move it holds 1000*sqrt(3000/2520) =
+    1091.1 ETH and 3e6*sqrt(2520/3000) = 2,749,545 USDC, $5,499,090 against $6,000,000
+    before: USD TVL -8.35%, the trigger, with no liquidity gone. At today's prices the
+    same balances are worth $5,520,000 then and $5,499,090 now: -0.38%."""
+    k = 1000.0 * 3_000_000.0
+    steps = 49
+    prices = [3000.0 * (2520.0 / 3000.0) ** (i / (steps - 1)) for i in range(steps)]
+    balances = []
+    for i, p in enumerate(prices):
+        eth, usdc = constant_product(k, p)
+        keep = 1.0 - withdrawn if i == steps - 1 else 1.0
+        balances.append((NOW - (steps - 1 - i) * HOUR, eth * keep, usdc * keep))
+    usd = [(ts, e * p + u) for (ts, e, u), p in zip(balances, prices, strict=True)]
+    old = S.tvl_drop(usd, NOW)
+    assert old.level is usd_level
+    new = S.tvl_drop_at_fixed_prices(balances, (2520.0, 1.0), NOW)
+    assert new.level is fixed_level and new.evidence["basis"] == "fixed prices"
+    if not withdrawn:
+        assert old.evidence["drop"] == pytest.approx(1 - 5_499_090.1 / 6e6, abs=1e-6)
+        assert new.evidence["drop"] == pytest.approx(1 - 5_499_090.1 / 5.52e6, abs=1e-6)
+    # unknown prices: unknown, never a default
+    assert S.tvl_drop_at_fixed_prices(balances, (math.nan, 1.0), NOW).level is None
+    assert S.tvl_drop_at_fixed_prices(balances, (2520.0, 0.0), NOW).level is None
+
+
 def test_tvl_drop_exact():
     series = hourly([100.0] * 40 + [95.0] * 5 + [92.0] * 4)  # 49 hourly points
     r = S.tvl_drop(series, NOW)
