@@ -231,10 +231,79 @@ class BudgetPeriod(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+# -- execution: intents, their orders and every transition (bot/order_store.py, 0003) ------
+# An intent row and its order row (PENDING_SUBMIT) are committed before anything is sent;
+# the order's state changes only through policies/orders.py. Sizes and prices are decimal
+# text (exact), fees integer cents.
+
+
+class ExecIntent(SQLModel, table=True):
+    """One leg of one decision, to be carried out on one venue."""
+
+    __tablename__ = "exec_intent"
+    __table_args__ = (UniqueConstraint("chain_id", "safe", "decision_id", "leg",
+                                       name="uq_exec_intent_leg"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    safe: str
+    decision_id: str
+    leg: int
+    kind: str  # policies.vocab intent kind
+    venue: str
+    payload: str  # canonical JSON of the leg (symbol, side, size, limit, the intent)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ExecOrder(SQLModel, table=True):
+    """One attempt at an intent's leg: our client order id and the order's state."""
+
+    __tablename__ = "exec_order"
+    __table_args__ = (UniqueConstraint("client_order_id", name="uq_exec_order_client_id"),
+                      UniqueConstraint("intent_id", "attempt", name="uq_exec_order_attempt"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    intent_id: int = Field(foreign_key="exec_intent.id")
+    attempt: int
+    client_order_id: str
+    venue: str
+    symbol: str
+    side: str  # buy | sell
+    size: str  # decimal text
+    limit_price: str | None = None  # decimal text, None: market
+    state: str = Field(index=True)  # policies.orders.OrderState
+    filled: str = "0"  # decimal text
+    notional: str = "0"  # decimal text, sum of fill qty x price
+    venue_order_id: str | None = None
+    fill_ids: str = "[]"  # JSON list of the venue's trade ids applied
+    fee_cents: int = Field(default=0, sa_type=BigInteger)
+    reason: str = ""
+    version: int = 0  # bumped by every update; an update expects the version it read
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ExecOrderEvent(SQLModel, table=True):
+    """Every transition an order went through, in order (what happened, for audit and the
+    crash harness)."""
+
+    __tablename__ = "exec_order_event"
+    __table_args__ = (UniqueConstraint("order_id", "seq", name="uq_exec_order_event_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="exec_order.id")
+    seq: int
+    event: str  # policies.orders.EventKind, or "created"
+    from_state: str
+    to_state: str
+    detail: str = "{}"  # JSON
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 TABLES = tuple(
     m.__table__  # type: ignore[union-attr]
     for m in (WatchedPosition, PositionSnapshot, AuditEvent, OverrideRecord, PolicyApproval,
               TvlSample, SignalState, HedgeOption, HedgePerp, HedgeEngagement, HedgeExitPending,
-              BudgetSpend, BudgetPeriod)
+              BudgetSpend, BudgetPeriod, ExecIntent, ExecOrder, ExecOrderEvent)
 )
 metadata = SQLModel.metadata
