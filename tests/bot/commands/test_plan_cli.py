@@ -1,10 +1,9 @@
-"""`lphedge plan`: the real entry point in a subprocess (exit codes, stderr, JSON)."""
+"""`lphedge plan` through the real entry point, in process (tests/support/cli.py: exit codes,
+stderr, JSON); tests/bot/commands/test_process.py runs it as a process."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,11 @@ from bot.policy_loader import load_policy
 from policies.alvh import decide
 from policies.policy_file import policy_hash_hex
 from policies.state_file import StateError, parse_state
-
-pytestmark = pytest.mark.cli  # runs the real entry point in a subprocess
+from tests.support.cli import lphedge
 
 ROOT = Path(__file__).resolve().parents[3]
 STATE = ROOT / "examples" / "state.json"
 POLICY = ROOT / "examples" / "policy.toml"
-
-
-def lphedge(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_plan_json_is_the_decision_of_the_example_state() -> None:

@@ -1,4 +1,5 @@
-"""The `lphedge positions` command as a user runs it: real process, real chain.
+"""The `lphedge positions` command as a user runs it: the real entry point (in process,
+tests/support/cli.py; tests/bot/commands/test_process.py runs it as a process), real chain.
 
 Every bad input gives one line on stderr naming what is wrong, a non-zero exit and no
 traceback; an owner without positions is an empty list, exit 0.
@@ -7,9 +8,6 @@ traceback; an owner without positions is an empty list, exit 0.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,16 +17,12 @@ from adapters.anvil import free_port
 from bot.db import open_engine
 from bot.devchain import DevChain
 from bot.store import PositionSnapshot, WatchedPosition
-
-pytestmark = pytest.mark.cli  # runs the real entry point in a subprocess
-
-LPHEDGE = [sys.executable, "-m", "bot.cli"]
+from tests.support.cli import Run, lphedge
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LPHEDGE_")}
-    full_env.update(env or {})
-    return subprocess.run([*LPHEDGE, *args], capture_output=True, text=True, timeout=60, env=full_env)
+def run(*args: str, env: dict[str, str] | None = None) -> Run:
+    """`lphedge ARGS` with no LPHEDGE_* setting but ``env``."""
+    return lphedge(*args, env=env)
 
 
 def base_args(chain: DevChain) -> list[str]:
@@ -70,7 +64,7 @@ def test_record_stores_exact_snapshots(devchain: DevChain, tmp_path: Path) -> No
         assert int(snaps[r["token_id"]].amount0) == r["amount0"]
 
 
-def _assert_one_line_error(out: subprocess.CompletedProcess[str], needle: str) -> None:
+def _assert_one_line_error(out: Run, needle: str) -> None:
     assert out.returncode != 0
     assert "Traceback" not in out.stderr + out.stdout
     lines = [line for line in out.stderr.splitlines() if line.strip()]
