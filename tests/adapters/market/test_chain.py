@@ -40,8 +40,24 @@ def mine_at(chain, timestamp: int) -> None:
     chain.anvil.rpc("evm_mine")
 
 
+_OPEN: list[AsyncWeb3] = []  # every AsyncWeb3 a test made, disconnected after it
+
+
+def track(w3: AsyncWeb3) -> AsyncWeb3:
+    _OPEN.append(w3)
+    return w3
+
+
 def aw3(chain) -> AsyncWeb3:
-    return AsyncWeb3(AsyncHTTPProvider(chain.url))
+    return track(AsyncWeb3(AsyncHTTPProvider(chain.url)))
+
+
+@pytest.fixture(autouse=True)
+async def _disconnect_providers():
+    """No 'Unclosed client session': each provider's aiohttp session is closed."""
+    yield
+    while _OPEN:
+        await _OPEN.pop().provider.disconnect()
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +146,7 @@ async def test_feed_stopped_updating_and_not_a_feed(sigchain, feed_artifact):
     assert r.value is None and r.reason.startswith(f"X/USD: call reverted at {npm}")
     assert r.reason.endswith("not a chainlink contract?")
     # the node is down
-    r = await ChainlinkFeed(AsyncWeb3(AsyncHTTPProvider("http://127.0.0.1:9")),
+    r = await ChainlinkFeed(track(AsyncWeb3(AsyncHTTPProvider("http://127.0.0.1:9"))),
                             feed_c.address, "DAI/USD").read()
     assert r.value is None and "unreachable" in r.reason
 
@@ -243,7 +259,7 @@ async def test_feed_reading_is_pinned_at_one_block(sigchain, feed_artifact):
         mine_at(sigchain, ts + 600)
         sigchain.transact(feed_c.functions.updateAnswer(90_000_000))
 
-    w3 = AsyncWeb3(RacingProvider(sigchain.url, land))
+    w3 = track(AsyncWeb3(RacingProvider(sigchain.url, land)))
     r = await ChainlinkFeed(w3, feed_c.address, "USDC/USD").read()
     assert sigchain.w3.eth.block_number > block + 1  # blocks landed during the read
     # answer, round and clock all from the block the reading started at
@@ -262,7 +278,8 @@ async def test_pool_price_and_tvl_are_pinned_at_one_block(sigchain, stable_pool)
     erc = sigchain.contract("ERC20", t0.address), sigchain.contract("ERC20", t1.address)
     balances_before = [e.functions.balanceOf(pool).call() for e in erc]
 
-    w3 = AsyncWeb3(RacingProvider(sigchain.url, lambda: sigchain.swap(pool, a, 10_000 * 10**6)))
+    w3 = track(AsyncWeb3(RacingProvider(sigchain.url,
+                                        lambda: sigchain.swap(pool, a, 10_000 * 10**6))))
     src = UniswapStablePool(w3, pool, "sUSDC/sUSDT/500", asset_is_token0=(t0.address == a.address))
     r = await src.read()
     assert sigchain.slot0(pool)[0] != sqrt_before  # the swap landed during the read
@@ -271,7 +288,8 @@ async def test_pool_price_and_tvl_are_pinned_at_one_block(sigchain, stable_pool)
     block = sigchain.w3.eth.block_number
     balances_now = [e.functions.balanceOf(pool).call() for e in erc]
     assert balances_now != balances_before
-    w3 = AsyncWeb3(RacingProvider(sigchain.url, lambda: sigchain.swap(pool, a, 10_000 * 10**6)))
+    w3 = track(AsyncWeb3(RacingProvider(sigchain.url,
+                                        lambda: sigchain.swap(pool, a, 10_000 * 10**6))))
     now = chain_now(sigchain)
     p = Reading("p", 1.0, now, "test", 3600)
     r = await PoolTvl(w3, pool, "sUSDC/sUSDT/500").read(p, p)
