@@ -66,6 +66,7 @@ class StoredOrder:
     leg: int
     attempt: int
     fee_cents: int
+    kind: str  # the intent's kind (policies.vocab)
 
 
 def _canonical(payload: Mapping[str, Any]) -> str:
@@ -252,4 +253,4 @@ class OrderStore:
     def _stored(row: ExecOrder, intent: ExecIntent) -> StoredOrder:
         assert row.id is not None and intent.id is not None
         return StoredOrder(_to_order(row), row.id, intent.id, intent.decision_id, intent.leg,
-                           row.attempt, row.fee_cents)
+                           row.attempt, row.fee_cents, intent.kind)

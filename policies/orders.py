@@ -249,6 +249,7 @@ class VenueReport:
     filled: Decimal = Decimal(0)  # cumulative quantity filled at the venue
     avg_price: Decimal | None = None  # average fill price, when anything filled
     venue_order_id: str | None = None
+    reason: str = ""  # the venue's reason (a rejection, a cancel), kept on the order
     kind: Literal[EventKind.VENUE_REPORT] = EventKind.VENUE_REPORT
 
 
@@ -367,7 +368,8 @@ def _report(o: Order, event: VenueReport) -> tuple[Order, OrderState]:
         # the venue's average over everything filled, minus what the store already has
         notional = event.avg_price * event.filled
     n = replace(o, filled=event.filled, notional=notional,
-                venue_order_id=event.venue_order_id or o.venue_order_id)
+                venue_order_id=event.venue_order_id or o.venue_order_id,
+                reason=event.reason or o.reason)
     if status is S.FILLED and n.filled != n.size:
         raise BadOrderEvent(f"order {o.client_id}: venue reports filled with {n.filled} of "
                             f"{n.size}")

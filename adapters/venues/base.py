@@ -111,7 +111,8 @@ class OrderReport:
 
     def to_event(self) -> VenueReport:
         """As the state machine's venue report."""
-        return VenueReport(self.status.value, self.filled, self.avg_price, self.venue_order_id)
+        return VenueReport(self.status.value, self.filled, self.avg_price, self.venue_order_id,
+                           self.reason)
 
 
 @dataclass(frozen=True, slots=True)
