@@ -1,5 +1,7 @@
 """`lphedge signals --json` and `lphedge history download` as a user runs them (the real
-entry point in a subprocess), against loopback venues and the anvil chain."""
+entry point: in process through tests/support/cli.py, and as a subprocess where only a
+process shows it: every HTTP session closed, nothing 'Unclosed' at exit), against loopback
+venues and the anvil chain."""
 
 from __future__ import annotations
 
@@ -23,8 +25,7 @@ from adapters.market.history import (
 from tests.adapters.market.test_venues import CURRENT, D, H, make_tape, option_book
 from tests.policies.signals.test_replay import HISTORY
 from tests.support import venue_servers as V
-
-pytestmark = pytest.mark.cli  # runs the real entry point in a subprocess
+from tests.support.cli import lphedge
 
 LPHEDGE = str(Path(sys.executable).parent / "lphedge")
 
@@ -35,6 +36,13 @@ async def run(*args: str, timeout: float = 120) -> tuple[int, str, str]:
         stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def run_here(*args: str) -> tuple[int, str, str]:
+    """The same through bot.cli.main in this process, in a worker thread: the command runs
+    its own event loop while this one keeps serving the loopback venues."""
+    r = await asyncio.to_thread(lphedge, *args)
+    return r.returncode, r.stdout, r.stderr
 
 
 def invoke_error(*args: str) -> str:
@@ -79,7 +87,7 @@ def write_config(tmp_path: Path, servers: dict[str, V.VenueServer], extra: str =
 url = "sqlite:///{tmp_path / 'state.db'}"
 [market]
 underlyings = ["ETH"]
-timeout_s = 2.0
+timeout_s = 30.0
 defillama_url = "{servers['defillama'].url}"
 defillama_slugs = ["uniswap-v3"]
 books = [{{asset = "USDC", venue = "binance", symbol = "USDC/USDT"}}]
@@ -90,6 +98,7 @@ books = [{{asset = "USDC", venue = "binance", symbol = "USDC/USDT"}}]
     return cfg
 
 
+@pytest.mark.cli
 async def test_signals_json_end_to_end(tmp_path, sigchain):
     from tests.adapters.market.test_chain import FEED_SOL, deploy_feed
     from tests.adapters.market.test_chain import feed_artifact as _fa  # noqa: F401
@@ -147,7 +156,7 @@ async def test_signals_all_sources_down_is_unknown_not_a_crash(tmp_path):
     for s in servers.values():
         await s.stop()  # every venue is down
     cfg = write_config(tmp_path, servers)
-    code, out, err = await run("signals", "--json", "--config", str(cfg), "--no-state")
+    code, out, err = await run_here("signals", "--json", "--config", str(cfg), "--no-state")
     assert code == 0, err
     doc = json.loads(out)
     (eth,) = doc["regimes"]
@@ -157,7 +166,7 @@ async def test_signals_all_sources_down_is_unknown_not_a_crash(tmp_path):
     assert all(("unreachable" in s["reason"] or "unavailable" in s["reason"])
                for s in doc["sources"]), doc["sources"]
     # the human view says the same
-    code, out, err = await run("signals", "--config", str(cfg), "--no-state")
+    code, out, err = await run_here("signals", "--config", str(cfg), "--no-state")
     assert code == 0 and "unknown" in out
 
 
@@ -198,10 +207,10 @@ def test_signals_bad_config_refused(tmp_path, content, msg):
 
 
 async def test_bad_config_is_one_line_on_stderr(tmp_path):
-    """Through the real entry point: `error: <msg>`, exit 2, nothing on stdout."""
+    """Through the real entry point (bot.cli.main): `error: <msg>`, exit 2, nothing on stdout."""
     cfg = tmp_path / "bad.toml"
     cfg.write_text("foo = 1")
-    code, out, err = await run("signals", "--json", "--config", str(cfg), "--no-state")
+    code, out, err = await run_here("signals", "--json", "--config", str(cfg), "--no-state")
     assert code == 2 and out == ""
     assert err == f"error: signals config {cfg}: unknown key(s) foo\n"
 
@@ -238,17 +247,17 @@ async def test_history_download_funding_ohlcv_dvol_load_like_recorded(tmp_path):
     since = time.strftime("%Y-%m-%d", time.gmtime(today / 1000 - 15 * 86400))
     until = time.strftime("%Y-%m-%d", time.gmtime(today / 1000))
     try:
-        code, out, err = await run("history", "download", "funding", "--venue", "binanceusdm",
+        code, out, err = await run_here("history", "download", "funding", "--venue", "binanceusdm",
                                    "--since", since, "--until", until, "--api-url", fund.url,
                                    "--out", str(tmp_path / "f.csv"), "--json")
         assert code == 0, err
         info = json.loads(out)
-        code, _, err = await run("history", "download", "ohlcv", "--venue", "binance",
+        code, _, err = await run_here("history", "download", "ohlcv", "--venue", "binance",
                                  "--symbol", "ETH/USDT", "--timeframe", "1h", "--since", since,
                                  "--until", until, "--api-url", spot.url,
                                  "--out", str(tmp_path / "o.csv"))
         assert code == 0, err
-        code, _, err = await run("history", "download", "dvol", "--since", since, "--until",
+        code, _, err = await run_here("history", "download", "dvol", "--since", since, "--until",
                                  until, "--api-url", deri.url, "--out", str(tmp_path / "d.csv"))
         assert code == 0, err
     finally:
@@ -283,7 +292,7 @@ async def test_history_download_malformed_answer_writes_nothing(tmp_path):
     fund.fault, fund.fault_paths = "malformed", ("fundingRate",)
     since = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000 - 3 * 86400))
     try:
-        code, out, err = await run("history", "download", "funding", "--venue", "binanceusdm",
+        code, out, err = await run_here("history", "download", "funding", "--venue", "binanceusdm",
                                    "--since", since, "--api-url", fund.url,
                                    "--out", str(tmp_path / "f.csv"))
     finally:
@@ -297,7 +306,7 @@ async def test_history_download_malformed_answer_writes_nothing(tmp_path):
 async def test_history_download_unknown_market_is_named(tmp_path):
     spot = await V.binance_spot(int(time.time() * 1000), {"ETHUSDT": (3000.0, 3000.1)}).start()
     try:
-        code, out, err = await run("history", "download", "ohlcv", "--venue", "binance",
+        code, out, err = await run_here("history", "download", "ohlcv", "--venue", "binance",
                                    "--symbol", "NOPE/USDT", "--since", "2024-01-01",
                                    "--until", "2024-01-02", "--api-url", spot.url,
                                    "--out", str(tmp_path / "o.csv"))
@@ -353,6 +362,7 @@ def test_history_download_bad_input(tmp_path, args, msg):
     assert not (tmp_path / "x.csv").exists()
 
 
+@pytest.mark.cli
 async def test_signals_pool_tvl_history_gives_intraday_48h_drop(tmp_path, sigchain):
     """Two runs of `lphedge signals` 25 h apart (anvil's clock): the pool TVL samples are
     kept in the store, and the drop after half the liquidity left shows on the second run."""
