@@ -34,8 +34,8 @@ from web3.providers.base import JSONBaseProvider
 from web3.providers.rpc import HTTPProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from adapters.evm.rpc import RpcError, RpcPool, RpcUnavailable, scrub
-from policies.errors import InvalidInput, Refused
+from adapters.evm.rpc import RpcError, RpcPool, RpcUnavailable, WrongChain, scrub
+from policies.errors import InvalidInput
 
 if TYPE_CHECKING:
     from safe_eth.eth import EthereumClient
@@ -44,10 +44,6 @@ __all__ = [
     "ChainConnection", "FailoverHTTPProvider", "PoolProvider", "RpcError",
     "RpcUnavailable", "WrongChain", "scrub",
 ]
-
-
-class WrongChain(Refused):
-    """The RPC serves another chain than the one configured: nothing is read or sent."""
 
 
 class BadRpcUrl(InvalidInput):
@@ -259,7 +255,8 @@ class ChainConnection:
     @property
     def pool(self) -> RpcPool:
         if self._pool is None:
-            self._pool = RpcPool(self.urls, timeout=self.timeout, rate_limit=self.rate_limit)
+            self._pool = RpcPool(self.urls, timeout=self.timeout, rate_limit=self.rate_limit,
+                                 expected_chain_id=self.expected_chain_id)
         return self._pool
 
     @property

@@ -22,7 +22,7 @@ from web3 import AsyncWeb3
 from web3.providers.rpc import AsyncHTTPProvider
 
 from adapters.redact import redact_urls
-from policies.errors import Transient
+from policies.errors import Refused, Transient
 
 
 def _secret_parts(url: str) -> list[str]:
@@ -58,6 +58,10 @@ class RpcUnavailable(Transient):
     """No endpoint could be reached."""
 
 
+class WrongChain(Refused):
+    """The RPC serves another chain than the one configured: nothing is read or sent."""
+
+
 class JsonRpc(Protocol):
     """What readers need from a node connection."""
 
@@ -72,6 +76,7 @@ class _Endpoint:
     w3: AsyncWeb3[Any]
     throttler: Throttler
     failures: int = 0
+    chain_id: int | None = None  # what it served when first asked (with an expected chain id)
 
 
 @dataclass
@@ -82,6 +87,9 @@ class RpcPool:
     timeout: float = 10.0
     rate_limit: int = 50  # requests per period per endpoint
     period: float = 1.0
+    # With an expected chain id, each endpoint's first request carries an eth_chainId in the
+    # same JSON-RPC batch (no extra HTTP request): a failover never reads another chain.
+    expected_chain_id: int | None = None
     requests: Counter[str] = field(default_factory=Counter)
     _endpoints: list[_Endpoint] = field(default_factory=list)
 
@@ -119,20 +127,49 @@ class RpcPool:
 
     async def _send(self, fn: str, payload: Any) -> Any:
         errors: list[str] = []
+        wrong: list[str] = []
+        expected = self.expected_chain_id
         for ep in self._ordered():
+            if expected is not None and ep.chain_id is not None and ep.chain_id != expected:
+                wrong.append(f"the RPC serves chain {ep.chain_id}, expected {expected}")
+                continue
             try:
-                async with ep.throttler:
-                    self.requests[ep.url] += 1
-                    provider = ep.w3.provider
-                    coro = getattr(provider, fn)(*payload)
-                    result = await asyncio.wait_for(coro, timeout=self.timeout)
+                if expected is not None and ep.chain_id is None:
+                    result = await self._first_call(ep, fn, payload)
+                    if ep.chain_id is not None and ep.chain_id != expected:
+                        wrong.append(f"the RPC serves chain {ep.chain_id}, expected {expected}")
+                        continue
+                else:
+                    result = await self._call(ep, fn, payload)
                 ep.failures = 0
                 return result
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 ep.failures += 1
                 # aiohttp puts the full URL (key included) into some error texts
                 errors.append(scrub(ep.url, [ep.url]) + ": " + scrub(f"{type(exc).__name__} {exc}".strip(), [ep.url]))
+        if wrong and not errors:
+            raise WrongChain("wrong chain: " + "; ".join(dict.fromkeys(wrong)))
+        errors += [f"another URL: {w}" for w in dict.fromkeys(wrong)]
         raise RpcUnavailable("cannot reach any RPC endpoint (" + "; ".join(errors) + ")")
+
+    async def _call(self, ep: _Endpoint, fn: str, payload: Any) -> Any:
+        async with ep.throttler:
+            self.requests[ep.url] += 1
+            coro = getattr(ep.w3.provider, fn)(*payload)
+            return await asyncio.wait_for(coro, timeout=self.timeout)
+
+    async def _first_call(self, ep: _Endpoint, fn: str, payload: Any) -> Any:
+        """The call with an eth_chainId in front, in one batch; records what ``ep`` serves."""
+        calls = [("eth_chainId", []), *(payload[0] if fn == "make_batch_request" else [tuple(payload)])]
+        answers = await self._call(ep, "make_batch_request", (calls,))
+        if isinstance(answers, dict):  # this node takes no batches: ask on its own, then call
+            first = await self._call(ep, "make_request", ("eth_chainId", []))
+            if "result" in first:
+                ep.chain_id = int(first["result"], 16)
+            return None if ep.chain_id != self.expected_chain_id else await self._call(ep, fn, payload)
+        if "result" in answers[0]:
+            ep.chain_id = int(answers[0]["result"], 16)
+        return answers[1] if fn == "make_request" else answers[1:]
 
     async def request(self, method: str, params: list[Any]) -> Any:
         response = await self._send("make_request", (method, params))

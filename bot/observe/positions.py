@@ -168,6 +168,8 @@ class PositionsObserver:
                     block, block_hash = int(header["number"], 16), str(header["hash"])
             except (ReadError, ValueError) as exc:  # not a v3 manager/pool/token at that address
                 raise ObserveInvalid(None, str(exc)) from None
+            except WrongChain as exc:  # a URL of the list serves another chain
+                raise ObserveInvalid("chain_id", str(exc)) from None
             except (RpcUnavailable, PositionsChanging) as exc:
                 raise ObserveUnavailable(None, str(exc)) from None
             except RpcError as exc:

@@ -302,3 +302,26 @@ def test_sync_failover_never_lands_on_another_chain(anvil: Anvil) -> None:
     finally:
         primary.stop()
         other.stop()
+
+
+async def test_async_failover_never_lands_on_another_chain(anvil: Anvil) -> None:
+    """The pool's first request to each URL carries an eth_chainId in the same JSON-RPC
+    batch (no extra HTTP request): another chain's node is skipped, and refused alone."""
+    other = Anvil(chain_id=999).start()
+    primary = Anvil(chain_id=31337).start()
+    conn = ChainConnection([other.url, primary.url, anvil.url], chain_id=31337, timeout=5)
+    lonely = ChainConnection([other.url], chain_id=31337, timeout=5)
+    try:
+        assert await conn.async_w3.eth.get_balance(conn.w3.to_checksum_address("0x" + "22" * 20)) == 0
+        assert conn.pool.requests[other.url] == 1 and conn.pool.requests[primary.url] == 1
+        assert await conn.connect() == 31337
+        primary.stop()
+        assert await conn.async_w3.eth.block_number == int(anvil.rpc("eth_blockNumber"), 16)  # type: ignore[arg-type]
+        assert conn.pool.requests[other.url] == 1  # never asked again
+        with pytest.raises(WrongChain, match="serves chain 999, expected 31337"):
+            await lonely.pool.batch([("eth_blockNumber", []), ("eth_gasPrice", [])])
+    finally:
+        await conn.aclose()
+        await lonely.aclose()
+        primary.stop()
+        other.stop()
