@@ -654,8 +654,8 @@ def _perp(run: _Run, u: str, active: Sequence[Exposure], live: Sequence[Exposure
           held: float, options_after: HedgeBook) -> None:
     """Perp delta hedge of what the options leave (issue 13, D3).
 
-    residual = LP delta + options delta after this plan; the target short is
-    ``hedge_ratio x residual``, never below zero (never long) and never past the
+    residual = LP delta + options delta after this plan, at most the LP delta; the target
+    short is ``hedge_ratio x residual``, never below zero (never long) and never past the
     residual (net delta LP + options + perps never crosses zero). Exposure being
     removed (exits in flight, tokens exits returned) keeps its short but gets no more
     (M2/M3): the short may grow only to the target of the active positions and is bought
@@ -682,7 +682,9 @@ def _perp(run: _Run, u: str, active: Sequence[Exposure], live: Sequence[Exposure
         step = min(steps) if steps else Decimal("0.001")
 
     def goal(delta: float) -> Decimal:  # rounded toward zero: never more short than asked
-        raw = Decimal(repr(-cfg.hedge_ratio * max(delta + opt_d, 0.0)))
+        # what the options leave of the exposure, never more than the exposure itself
+        # (long calls' delta is not shorted: no perp short without LP exposure behind it)
+        raw = Decimal(repr(-cfg.hedge_ratio * min(max(delta + opt_d, 0.0), max(delta, 0.0))))
         return (raw / step).to_integral_value(rounding=ROUND_CEILING) * step
 
     more_to, back_to = goal(d_new), goal(d_keep)  # back_to <= more_to <= 0
