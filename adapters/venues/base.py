@@ -9,7 +9,9 @@ venue's own milliseconds.
 Orders are addressed by OUR client id (policies/orders.py): ``place`` is idempotent on it
 where the venue allows (the paper venue always), ``order_status`` answers "what became of
 the order with this client id?" (None: the venue has no such order), which is how an
-UNKNOWN order is resolved; never by resubmitting.
+UNKNOWN order is resolved; never by resubmitting. ``order_status`` and ``cancel`` also take
+the symbol, which Binance and Bybit require to find an order by client id (the store
+always has it).
 
 Venue failures are ``VenueUnavailable`` (Transient: the outcome of a call is not known,
 e.g. a timeout: the caller marks the order UNKNOWN) or ``VenueRefused`` (Refused: the
@@ -159,9 +161,9 @@ class Venue(Protocol):
 
     async def place(self, request: OrderRequest) -> OrderReport: ...
 
-    async def cancel(self, client_id: str) -> OrderReport: ...
+    async def cancel(self, client_id: str, symbol: str) -> OrderReport: ...
 
-    async def order_status(self, client_id: str) -> OrderReport | None: ...
+    async def order_status(self, client_id: str, symbol: str) -> OrderReport | None: ...
 
     async def open_orders(self) -> tuple[OrderReport, ...]: ...
 

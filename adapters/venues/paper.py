@@ -175,18 +175,18 @@ class PaperVenue:
             o.reason = "ioc remainder cancelled" if o.fills else "no liquidity within the limit"
         return o.report()
 
-    async def cancel(self, client_id: str) -> OrderReport:
+    async def cancel(self, client_id: str, symbol: str) -> OrderReport:
         o = self._orders.get(client_id)
-        if o is None:
+        if o is None or o.request.symbol != symbol:
             raise VenueRefused(f"{self.name}: no order with client id {client_id}")
         if o.status not in _OPEN:
             raise VenueRefused(f"{self.name}: order {client_id} is {o.status.value}, not open")
         o.status = S.CANCELLED
         return o.report()
 
-    async def order_status(self, client_id: str) -> OrderReport | None:
+    async def order_status(self, client_id: str, symbol: str) -> OrderReport | None:
         o = self._orders.get(client_id)
-        return o.report() if o is not None else None
+        return o.report() if o is not None and o.request.symbol == symbol else None
 
     async def open_orders(self) -> tuple[OrderReport, ...]:
         return tuple(o.report() for o in self._orders.values() if o.status in _OPEN)

@@ -177,7 +177,8 @@ class Executor:
             return order
         venue = self._venue(order.venue)
         try:
-            report = await asyncio.wait_for(venue.order_status(client_id), self.send_timeout_s)
+            report = await asyncio.wait_for(venue.order_status(client_id, order.symbol),
+                                            self.send_timeout_s)
         except (TimeoutError, VenueError, ConnectionError):
             return order  # unknown stays unknown: asked again at the next reconcile
         if report is None:

@@ -98,10 +98,10 @@ async def test_gtc_rests_and_fills_on_later_books() -> None:
     assert [o.client_id for o in await v.open_orders()] == [cid(0)]
     new = v.set_book(PUT.symbol, book([("9", "1")], [("10.4", "5"), ("11", "9")]), D(3000))
     assert [(f.price, f.qty) for f in new] == [(D("10.4"), D(5))]
-    mid = await v.order_status(cid(0))
+    mid = await v.order_status(cid(0), PUT.symbol)
     assert mid is not None and (mid.status, mid.filled) == (S.PARTIALLY_FILLED, D(8))
     v.set_book(PUT.symbol, book([], [("10.5", "4")]), D(3000))
-    done = await v.order_status(cid(0))
+    done = await v.order_status(cid(0), PUT.symbol)
     assert done is not None and (done.status, done.filled) == (S.FILLED, D(10))
     # 1 x 10 + 2 x 10.5 + 5 x 10.4 + 2 x 10.5 = 104
     assert done.avg_price == D("10.4")
@@ -118,13 +118,13 @@ async def test_resting_option_order_waits_without_an_underlying_price() -> None:
 async def test_cancel() -> None:
     v = venue()
     await v.place(req(0, "1", limit="9", tif="gtc"))
-    c = await v.cancel(cid(0))
+    c = await v.cancel(cid(0), PUT.symbol)
     assert (c.status, c.filled) == (S.CANCELLED, D(0))
     with pytest.raises(VenueRefused, match="not open"):
-        await v.cancel(cid(0))
+        await v.cancel(cid(0), PUT.symbol)
     with pytest.raises(VenueRefused, match="no order"):
-        await v.cancel(cid(9))
-    assert await v.order_status(cid(9)) is None
+        await v.cancel(cid(9), PUT.symbol)
+    assert await v.order_status(cid(9), PUT.symbol) is None
 
 
 @pytest.mark.parametrize(("request_", "reason"), [
@@ -138,7 +138,7 @@ async def test_rejections_are_reports(request_: OrderRequest, reason: str) -> No
     v = venue()
     r = await v.place(request_)
     assert r.status is S.REJECTED and reason in r.reason and r.filled == 0
-    assert await v.order_status(request_.client_id) == r
+    assert await v.order_status(request_.client_id, request_.symbol) == r
 
 
 async def test_option_without_underlying_price_is_rejected() -> None:

@@ -95,13 +95,13 @@ class Faulty:
             raise TimeoutError
         return report
 
-    async def cancel(self, client_id: str) -> OrderReport:
-        return await self.inner.cancel(client_id)
+    async def cancel(self, client_id: str, symbol: str) -> OrderReport:
+        return await self.inner.cancel(client_id, symbol)
 
-    async def order_status(self, client_id: str) -> OrderReport | None:
+    async def order_status(self, client_id: str, symbol: str) -> OrderReport | None:
         if self.status_fault:
             raise VenueUnavailable("503 from the venue")
-        return await self.inner.order_status(client_id)
+        return await self.inner.order_status(client_id, symbol)
 
     async def open_orders(self) -> tuple[OrderReport, ...]:
         return await self.inner.open_orders()
