@@ -12,12 +12,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
+
+if TYPE_CHECKING:  # web3 and eth_account are imported inside the commands: fast start-up
+    from eth_account.signers.local import LocalAccount
 
 from bot.errors import Refused, Transient, UserError
 
@@ -61,6 +61,8 @@ def _connection(rpc_url: str | None) -> Any:
 
 
 def _safe(rpc_url: str | None, safe: str | None) -> Any:
+    from web3 import Web3
+
     from adapters.evm.safe import SafeAdapter
 
     conn = _connection(rpc_url)
@@ -100,6 +102,8 @@ def load_key(key_file: Path | None, key_env: str | None) -> LocalAccount:
         source = f"env variable {key_env}"
         if not raw:
             raise UserError(f"{source} is empty or unset")
+    from eth_account import Account
+
     try:
         account: LocalAccount = Account.from_key(raw)
     except Exception:
@@ -314,6 +318,8 @@ def roles_setup(
 ) -> None:
     """Produce the SafeTx (enableModule + role scope, one MultiSendCallOnly batch) for the
     owners to sign, after the pre-flight checks and a simulation on a fork."""
+    from web3 import Web3
+
     from adapters.anvil import Anvil, AnvilError
     from adapters.evm import roles as R
     from adapters.evm import safe as S

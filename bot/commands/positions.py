@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bot.errors import LphedgeError, Transient, UserError
-from bot.observe.errors import ObserveError
-from bot.positions import PositionRow, read_positions
-from bot.settings import load_settings
+
+if TYPE_CHECKING:  # the observer (web3) and settings load inside the command: fast start-up
+    from bot.observe.errors import ObserveError
+    from bot.positions import PositionRow
 
 
 def _fmt_amount(raw: int, decimals: int) -> str:
@@ -92,6 +93,10 @@ def register(app: typer.Typer) -> None:
         record: Annotated[bool, typer.Option(help="store the positions and a snapshot in the database")] = False,
     ) -> None:
         """List an owner's Uniswap v3 positions: range, amounts, fees owed, value, delta, gamma."""
+        from bot.observe.errors import ObserveError
+        from bot.positions import read_positions
+        from bot.settings import load_settings
+
         settings = load_settings()
         urls = rpc_url or settings.rpc_url_list
         if not urls:

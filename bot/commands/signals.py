@@ -21,8 +21,6 @@ from typing import Annotated, Any
 import typer
 
 from bot.errors import UserError
-from bot.market_signals import STATE_MAX_AGE_S, collect
-from bot.store import safe_db_url
 from policies.types import Level, SignalReading
 
 
@@ -129,7 +127,9 @@ def register(app: typer.Typer) -> None:
         no_state: Annotated[bool, typer.Option("--no-state", help="do not read/write hysteresis state")] = False,
     ) -> None:
         """Current market readings, signal levels with evidence, and the regime."""
+        from bot.market_signals import STATE_MAX_AGE_S, collect  # ccxt, web3: only when run
         from bot.settings import load_settings
+        from bot.store import safe_db_url
 
         settings = load_settings(config, label="signals config")
         cfg, db_url = settings.market, settings.sqlalchemy_url
