@@ -63,6 +63,13 @@ GRID: list[tuple[str, dict[str, Any]]] = [
     ("recorded triggers, perp 1.0", {**UNRECORDED, "perp.hedge_ratio": 1.0}),
     ("recorded triggers, perp 1.0, budget 0.25", {**UNRECORDED, "perp.hedge_ratio": 1.0,
                                                   "budget.share_of_expected_fees": 0.25}),
+    ("recorded triggers, perp 1.0, budget 0.1", {**UNRECORDED, "perp.hedge_ratio": 1.0,
+                                                 "budget.share_of_expected_fees": 0.1}),
+    ("perp 1.0, band 0.2, budget 0.1", {"perp.hedge_ratio": 1.0, "perp.rebalance_band": 0.2,
+                                        "budget.share_of_expected_fees": 0.1}),
+    ("recorded triggers, perp 1.0, band 0.2, budget 0.15", {
+        **UNRECORDED, "perp.hedge_ratio": 1.0, "perp.rebalance_band": 0.2,
+        "budget.share_of_expected_fees": 0.15}),
 ]
 
 _STATE: dict[str, Any] = {}  # shared with forked workers (history, track, config)
@@ -182,18 +189,18 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", dest="json_out")
     ap.add_argument("--markdown", action="store_true")
-    ap.add_argument("--episodes", default="example,baseline",
-                    help="settings whose recorded episodes are analysed (comma-separated)")
-    ap.add_argument("--only", help="run only these settings (comma-separated names)")
+    ap.add_argument("--episodes", default="example;baseline",
+                    help="settings whose recorded episodes are analysed (separated by ;)")
+    ap.add_argument("--only", help="run only these settings (names separated by ;)")
     a = ap.parse_args()
     grid = GRID
     if a.grid:
         with open(a.grid, "rb") as fh:
             grid = [(g["name"], dict(g.get("set", {}))) for g in tomllib.load(fh)["setting"]]
     if a.only:
-        keep = {x.strip() for x in a.only.split(",")}
+        keep = {x.strip() for x in a.only.split(";")}
         grid = [g for g in grid if g[0] in keep]
-    _STATE["episodes_for"] = {x.strip() for x in a.episodes.split(",")}
+    _STATE["episodes_for"] = {x.strip() for x in a.episodes.split(";")}
     with open(a.policy, "rb") as fh:
         _STATE["policy"] = tomllib.load(fh)
     t0 = time.perf_counter()
