@@ -87,8 +87,10 @@ def diff(venue: str, store: Sequence[Order], expected: Mapping[str, Decimal],
                                   f"store: {stored.state.value}, the venue lists no such open "
                                   "order"))
     by_order: dict[str, list[FillReport]] = {}
+    # venues whose trade lists carry only their order id (Binance): matched through it
+    by_venue_id = {o.venue_order_id: cid for cid, o in mine.items() if o.venue_order_id}
     for f in fills:
-        cid = _ours(venue, f.client_id)
+        cid = _ours(venue, f.client_id) or by_venue_id.get(f.venue_order_id)
         if cid is not None:  # fills not ours show up in the positions if they matter
             by_order.setdefault(cid, []).append(f)
     for cid, fs in by_order.items():
