@@ -142,6 +142,16 @@ class OrderStore:
                 raise
             return found
 
+    def latest_attempt(self, decision_id: str, leg: int) -> int:
+        """The highest attempt recorded for this leg (0 when none)."""
+        with session_scope(self.engine) as s:
+            intent = self._intent(s, decision_id, leg)
+            if intent is None:
+                return 0
+            last = s.exec(select(func.max(ExecOrder.attempt)).where(
+                col(ExecOrder.intent_id) == intent.id)).one()
+            return 0 if last is None else int(last)
+
     def next_attempt(self, decision_id: str, leg: int) -> int:
         """The attempt number a new order for this leg would take; refused while the last
         attempt is not terminal."""

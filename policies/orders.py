@@ -49,6 +49,7 @@ from policies.errors import InvalidInput, Refused
 __all__ = [
     "ACTIVE_STATES",
     "CLIENT_ID_PREFIX",
+    "NOT_FOUND_REASON",
     "OPEN_AT_VENUE",
     "REPORTABLE",
     "TABLE",
@@ -96,6 +97,7 @@ class OrderState(StrEnum):
 
 
 S = OrderState
+NOT_FOUND_REASON: Final = "not found at the venue"  # an unknown order the venue never had
 TERMINAL_STATES: Final[frozenset[OrderState]] = frozenset({S.FILLED, S.CANCELLED, S.REJECTED,
                                                            S.EXPIRED})
 ACTIVE_STATES: Final[frozenset[OrderState]] = frozenset(OrderState) - TERMINAL_STATES
@@ -354,7 +356,7 @@ def _report(o: Order, event: VenueReport) -> tuple[Order, OrderState]:
             raise BadOrderEvent(f"order {o.client_id}: not found yet {event.filled} filled")
         if o.state is S.PENDING_SUBMIT:
             return o, S.PENDING_SUBMIT
-        return replace(o, reason="not found at the venue"), S.REJECTED
+        return replace(o, reason=NOT_FOUND_REASON), S.REJECTED
     if not event.filled.is_finite() or event.filled < o.filled or event.filled > o.size:
         raise BadOrderEvent(f"order {o.client_id}: venue reports {event.filled} filled; the "
                             f"store has {o.filled} of {o.size}")

@@ -50,6 +50,7 @@ from policies.hedge import (
     intent_to_json,
 )
 from policies.orders import (
+    NOT_FOUND_REASON,
     TERMINAL_STATES,
     LostAnswer,
     Order,
@@ -165,6 +166,20 @@ class Executor:
                                  detail={"venue_order_id": report.venue_order_id})
         self._charge(after, leg.kind, report.fee_cents)
         return after
+
+    async def run(self, legs: Iterable[Leg]) -> list[Order]:
+        """Carry out a plan after a (re)start: reconcile what is in flight first, then each
+        leg at its latest attempt (sent legs are not sent again); a leg whose last attempt
+        never reached the venue (rejected as not found) gets a new attempt."""
+        await self.reconcile()
+        out = []
+        for leg in legs:
+            order = await self.execute(leg, self.store.latest_attempt(leg.decision_id, leg.leg))
+            if order.state is S.REJECTED and order.reason == NOT_FOUND_REASON:
+                order = await self.execute(leg, self.store.next_attempt(leg.decision_id,
+                                                                        leg.leg))
+            out.append(order)
+        return out
 
     async def resolve(self, client_id: str) -> Order:
         """Ask the venue what became of the order and record its answer. Nothing changes
