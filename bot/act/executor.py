@@ -164,7 +164,7 @@ class Executor:
         self.checkpoint("after_answer")
         after = self.store.apply(cid, report.to_event(), fee_cents=report.fee_cents,
                                  detail={"venue_order_id": report.venue_order_id})
-        self._charge(after, leg.kind, report.fee_cents)
+        await self._charge(venue, after, leg.kind, report.fee_cents)
         return after
 
     async def run(self, legs: Iterable[Leg]) -> list[Order]:
@@ -203,7 +203,7 @@ class Executor:
             return order  # nothing new at the venue
         after = self.store.apply(client_id, report.to_event(), fee_cents=report.fee_cents,
                                  detail={"venue_order_id": report.venue_order_id})
-        self._charge(after, stored.kind, report.fee_cents)
+        await self._charge(venue, after, stored.kind, report.fee_cents)
         return after
 
     async def reconcile(self) -> list[Order]:
@@ -212,13 +212,24 @@ class Executor:
         return [await self.resolve(s.order.client_id) for s in self.store.active()
                 if s.order.state in _ASK_VENUE]
 
-    def _charge(self, order: Order, kind: str, fee_cents: int) -> None:
-        """Premium of an option bought and every fee, once the order is terminal."""
+    async def _charge(self, venue: Venue, order: Order, kind: str, fee_cents: int) -> None:
+        """Premium of an option bought and every fee, once the order is terminal. Venues
+        whose order answers carry no fee (Binance USD-M) have it summed from their fills
+        (matched by client id or order id). If those cannot be read now the fee is NOT
+        charged yet (known gap: reconciliation should charge fees of terminal orders that
+        have none recorded); ``record_spend`` counts each reference once."""
         if self.budget is None or order.state not in TERMINAL_STATES or order.filled == 0:
             return
         now = self.now_s()
         if order.side == "buy" and kind in (OPEN_OPTION, ROLL_OPTION):
             self.budget.record_spend(now, cents_paid(order.notional), "premium",
                                      f"{order.client_id}:premium")
+        if fee_cents == 0:
+            try:
+                fills = await asyncio.wait_for(venue.fills(), self.send_timeout_s)
+            except (TimeoutError, VenueError, ConnectionError):
+                return
+            fee_cents = sum(f.fee_cents for f in fills if f.client_id == order.client_id or (
+                order.venue_order_id and f.venue_order_id == order.venue_order_id))
         if fee_cents > 0:
             self.budget.record_spend(now, fee_cents, "fee", f"{order.client_id}:fee")

@@ -17,6 +17,7 @@ from adapters.venues.base import OrderRequest, Venue, VenueRefused, VenueUnavail
 from adapters.venues.ccxt_venue import CcxtVenue, make_ccxt_venue
 from bot.act.executor import Executor, Leg
 from bot.act.reconcile import expected_positions, reconcile
+from bot.book_store import BookStore
 from bot.db.engine import make_engine
 from bot.db.migrate import upgrade
 from bot.order_store import OrderStore
@@ -101,7 +102,8 @@ async def test_timeout_after_accept_resolves_to_one_order(server: BinancePrivate
     assert server.placed == 1
     engine = make_engine(f"sqlite:///{tmp_path / 'b.db'}")
     upgrade(engine)
-    ex = Executor(OrderStore(engine, 1, SAFE), {"binanceusdm": venue}, send_timeout_s=30)
+    ex = Executor(OrderStore(engine, 1, SAFE), {"binanceusdm": venue}, send_timeout_s=30,
+                  budget=BookStore(engine, 1, SAFE), now_s=lambda: 1_796_000_000)
     leg = Leg("decision-b", 0, "adjust_perp", "binanceusdm", ETH, "buy", D(2), D(3001), {})
     lost = await ex.execute(leg)
     assert lost.state is S.UNKNOWN and server.placed == 2
@@ -110,6 +112,9 @@ async def test_timeout_after_accept_resolves_to_one_order(server: BinancePrivate
     [done] = await ex.reconcile()
     assert (done.state, done.filled, done.venue_order_id) == (S.FILLED, D(2), "2")
     assert server.placed == 2 and len(ex.store.orders()) == 1
+    # Binance's order answer has no fee: summed from its trades (matched by order id): one
+    # trade of 2 @ 3001 (the 3000 level went to cid 5): 2 x 3001 x 0.05% = 3.001 -> 301
+    assert BookStore(engine, 1, SAFE).spent(1_796_000_000)[1] == 301
     # the book knows the executor's 2; the first, direct order's 1 is ours by client id but
     # unknown to the store, and Binance's trade list carries no client id: it shows up as a
     # position difference, never adopted; the executor's own fills match by order id
