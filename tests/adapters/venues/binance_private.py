@@ -26,7 +26,7 @@ from aiohttp import web
 from adapters.venues.base import InstrumentInfo, OrderReport, OrderRequest, TimeInForce
 from adapters.venues.paper import PaperVenue
 from policies.orders import OrderState, Side
-from tests.support.venue_servers import FundingTape, VenueServer, binanceusdm
+from tests.support.venue_servers import RATE_LIMITED, FundingTape, VenueServer, binanceusdm
 
 SYMBOL = "ETHUSDT"
 KEY = "k" * 64
@@ -37,10 +37,16 @@ _STATUS = {OrderState.ACCEPTED: "NEW", OrderState.PARTIALLY_FILLED: "PARTIALLY_F
 
 
 class _FormServer(VenueServer):
-    """VenueServer for form-encoded POST bodies (its own dispatch reads JSON bodies)."""
+    """VenueServer for form-encoded POST bodies (its own dispatch reads JSON bodies).
+    ``storm``: that many private requests get Binance's 429 answer first (not processed)."""
+
+    storm: int = 0
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         self.hits.append((request.method, request.path, dict(request.query)))
+        if self.storm > 0 and "exchangeInfo" not in request.path:
+            self.storm -= 1
+            return RATE_LIMITED["binanceusdm"]()
         handler = self.routes.get((request.method, request.path))
         if handler is None:
             return web.json_response({"error": f"no route {request.method} {request.path}"},

@@ -125,3 +125,26 @@ async def test_timeout_after_accept_resolves_to_one_order(server: BinancePrivate
     assert [(d.kind, d.detail) for d in report.differences] == [
         ("position_mismatch", "venue holds 3.00, the book expects 2")]
     engine.dispose()
+
+
+async def test_a_429_storm_neither_loses_nor_doubles(server: BinancePrivate, venue: CcxtVenue,
+                                                     tmp_path: Path) -> None:
+    await venue.instruments()  # markets loaded before the storm
+    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+    upgrade(engine)
+    ex = Executor(OrderStore(engine, 1, SAFE), {"binanceusdm": venue})
+    legs = [Leg("decision-s", i, "adjust_perp", "binanceusdm", ETH, "buy", D(1), D(3001), {})
+            for i in range(2)]
+    server.server.storm = 3  # place leg 0, place leg 1, the next status query: all 429
+    first = await ex.run(legs)
+    assert [o.state for o in first] == [S.UNKNOWN, S.UNKNOWN] and server.placed == 0
+    # leg 0's status query still hits the storm: it stays unknown and is not resent; leg 1
+    # is found never to have reached the venue and goes out once, with a new client id
+    second = await ex.run(legs)
+    assert [o.state for o in second] == [S.UNKNOWN, S.FILLED] and server.placed == 1
+    third = await ex.run(legs)
+    assert [o.state for o in third] == [S.FILLED, S.FILLED]
+    assert server.placed == 2 == server.paper.order_count()
+    assert [(s.leg, s.attempt, s.order.state) for s in ex.store.orders()] == [
+        (0, 0, S.REJECTED), (1, 0, S.REJECTED), (1, 1, S.FILLED), (0, 1, S.FILLED)]
+    engine.dispose()
