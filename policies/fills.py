@@ -32,6 +32,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Final, Literal, TypeVar
 
 from policies.errors import InvalidInput
+from policies.orders import Side
+from policies.vocab import OptionKindName
 
 __all__ = [
     "OPTION_FEES",
@@ -55,7 +57,6 @@ __all__ = [
     "walk",
 ]
 
-Side = Literal["buy", "sell"]
 Liquidity = Literal["maker", "taker"]
 ZERO: Final = Decimal(0)
 _T = TypeVar("_T")
@@ -277,7 +278,7 @@ class Settlement:
     # except by rounding in dust (a cent below zero when the value itself is a cent)
 
 
-def settle_option(kind: Literal["put", "call"], strike: Decimal, settlement_price: Decimal,
+def settle_option(kind: OptionKindName, strike: Decimal, settlement_price: Decimal,
                   qty: Decimal, venue: str = "deribit") -> Settlement:
     """A long option's cash settlement at expiry, net of the venue's delivery fee."""
     s = _schedule(OPTION_FEES, venue, "option delivery")

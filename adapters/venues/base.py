@@ -29,6 +29,7 @@ from typing import Literal, Protocol, runtime_checkable
 from policies.errors import ErrorFamily, Refused, Transient
 from policies.fills import Book, Liquidity
 from policies.orders import Fill, OrderState, Side, VenueReport
+from policies.vocab import OptionKindName
 
 __all__ = [
     "BookQuote",
@@ -69,7 +70,7 @@ class InstrumentInfo:
     underlying: str  # "ETH"
     size_step: Decimal  # smallest order increment, contracts
     tick_size: Decimal  # price increment
-    option_kind: Literal["put", "call"] | None = None
+    option_kind: OptionKindName | None = None
     strike: Decimal | None = None
     expiry_ms: int | None = None
 
