@@ -280,13 +280,15 @@ class BotExecutor:
 
 
 def bot_scope_allowlist(position_manager: str, swap_router: str, tokens: Iterable[str],
-                        avatar: str | None = None) -> Allowlist:
+                        avatar: str | None = None, *, bounds: Any = None) -> Allowlist:
     """The bot's allowlist, derived from the permission table its Roles scope comes from:
     the same (target, selector) pairs and the same parameter conditions (the Safe as
-    recipient is checked when ``avatar`` is given here or by the executor)."""
+    recipient is checked when ``avatar`` is given here or by the executor). With ``bounds``
+    (permissions.ScopeBounds) the bounded table: routes, allowance caps; the oracle floor
+    and the allowances left are Roles' to check."""
     from adapters.evm import permissions as perm
 
-    scope = perm.BotScope(position_manager, swap_router, tuple(tokens))
+    scope = perm.BotScope(position_manager, swap_router, tuple(tokens), bounds)
     al = Allowlist(context=perm.Context(scope, to_checksum_address(avatar) if avatar else None))
     for g in perm.grants(scope):
         al.allow(g.target, [g.abi], [g.permission.function])

@@ -63,6 +63,11 @@ def _as_set(v: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(sorted(set(v)))
 
 
+def _lower_set(v: tuple[str, ...]) -> tuple[str, ...]:
+    """Addresses that are sets (pinned owners, modules): lower case, sorted, deduplicated."""
+    return tuple(sorted({a.lower() for a in v}))
+
+
 def level_of(name: str) -> Level:
     return Level[name.upper()]
 
@@ -79,6 +84,30 @@ class _Model(BaseModel):
 class Governance(_Model):
     single_owner_may_tighten: bool = False
     override_max_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+    # Part of the signed hash (issue 9): an approval only ever moves forward. The bot
+    # refuses a policy whose sequence is lower than the highest it has seen approved;
+    # ``approval_expiry`` (unix seconds) ends an approval without a new one.
+    sequence: int = Field(default=0, ge=0)
+    approval_expiry: int | None = Field(default=None, gt=0)
+    # The Safe as the owners expect it (issue 9, finding 2): compared at every check, so a
+    # node that lies about owners, threshold, modules or guard is caught. Unset: unpinned
+    # (the bot refuses to record an approval of a policy without owners and threshold).
+    owners: Annotated[tuple[Address, ...], AfterValidator(_lower_set)] = ()
+    threshold: int | None = Field(default=None, ge=1)
+    modules: Annotated[tuple[Address, ...], AfterValidator(_lower_set)] | None = None
+    guard: Address | None = None
+
+    @field_validator("guard")
+    @classmethod
+    def _guard_lower(cls, v: str | None) -> str | None:
+        return None if v is None else v.lower()
+
+    @model_validator(mode="after")
+    def _threshold_reachable(self) -> Governance:
+        if self.threshold is not None and self.owners and self.threshold > len(self.owners):
+            raise ValueError(f"threshold {self.threshold} exceeds the {len(self.owners)} "
+                             "pinned owners")
+        return self
 
 
 class Coverage(_Model):
@@ -270,6 +299,59 @@ class Depeg(_Model):
     min_level: TriggerLevel = "stress"
 
 
+def _as_model_set(v: tuple[BaseModel, ...]) -> tuple[BaseModel, ...]:
+    """Like _as_set for models (no ordering of their own): deduplicated, sorted by their
+    canonical JSON, so the file's order does not change the policy's hash."""
+    by_json = {m.model_dump_json(): m for m in v}
+    return tuple(by_json[k] for k in sorted(by_json))
+
+
+# An address compared and hashed in lower case (the file may use any case).
+LowerAddress = Annotated[Address, AfterValidator(str.lower)]
+
+
+class SwapRoute(_Model):
+    """One swap the bot may make: exactly this token in, token out and fee tier."""
+
+    token_in: LowerAddress
+    token_out: LowerAddress
+    fee: int = Field(gt=0, lt=2**24)  # uint24; a tier the factory lacks simply has no pool
+
+
+class TokenLimit(_Model):
+    """Per token, raw units (integers, as on-chain): at most ``swap_per_period`` sold and
+    ``approve_per_period`` approved per period (Roles allowances, refilled each period)."""
+
+    token: LowerAddress
+    swap_per_period: int = Field(ge=0, lt=2**128)
+    approve_per_period: int = Field(ge=0, lt=2**128)
+
+
+class Scope(_Model):
+    """The bot's on-chain value bounds (Zodiac Roles v2 conditions; docs/governance.md).
+    Defaults allow no swap and no approval, and one LP exit per day while the pool is
+    within 3% of the oracles. Fail closed: a route's token_in without a limit has a zero
+    allowance, a token without a feed fails the on-chain oracle check."""
+
+    swaps: Annotated[tuple[SwapRoute, ...], AfterValidator(_as_model_set)] = ()
+    limits: Annotated[tuple[TokenLimit, ...], AfterValidator(_as_model_set)] = ()
+    period_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    max_slippage_bps: int = Field(default=100, ge=0, le=1000)  # swap floor vs the oracles
+    oracles: dict[LowerAddress, LowerAddress] = Field(default_factory=dict)  # token -> Chainlink USD feed
+    max_oracle_age_seconds: int = Field(default=3600, gt=0, le=7 * 86400)
+    max_exit_deviation_bps: int = Field(default=300, ge=0, le=5000)  # pool price vs oracle
+    max_exits_per_period: int = Field(default=1, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scope:
+        if len({t.token for t in self.limits}) != len(self.limits):
+            raise ValueError("scope.limits: a token is listed twice")
+        for i, r in enumerate(self.swaps):
+            if r.token_in == r.token_out:
+                raise ValueError(f"scope.swaps[{i}]: token_in equals token_out")
+        return self
+
+
 class Policy(_Model):
     version: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     name: str = ""
@@ -283,6 +365,7 @@ class Policy(_Model):
     perp: Perp = Perp()
     depeg: Depeg = Depeg()
     market_check: MarketCheck = MarketCheck()
+    scope: Scope = Scope()
 
     @field_validator("coverage")
     @classmethod

@@ -24,7 +24,7 @@ do not change shape.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
@@ -50,6 +50,11 @@ class Op(IntEnum):
     MATCHES = 5
     EQUAL_TO_AVATAR = 15
     EQUAL_TO = 16
+    GREATER_THAN = 17
+    LESS_THAN = 18
+    CUSTOM = 22
+    WITHIN_ALLOWANCE = 28
+    CALL_WITHIN_ALLOWANCE = 30
 
 
 class ExecOptions(IntEnum):
@@ -67,12 +72,75 @@ class TargetKind(StrEnum):
 
 # ---------------------------------------------------------------------------- the scope
 @dataclass(frozen=True)
+class Allowance:
+    """A Roles v2 refilling allowance: ``amount`` available per ``period_s`` (balance,
+    maxRefill and refill all equal ``amount``: never more than one period's worth banked)."""
+
+    amount: int
+    period_s: int
+
+
+@dataclass(frozen=True)
+class ScopeBounds:
+    """Value bounds (from the approved policy's [scope]): the (tokenIn, tokenOut, fee)
+    routes, per-token allowances of amountIn and of approvals, the OracleBoundCondition
+    contract (contracts/) with the swap slippage and exit deviation bounds in bps, and the
+    number of LP exits per period."""
+
+    routes: tuple[tuple[str, str, int], ...]
+    swap_allowances: tuple[tuple[str, Allowance], ...]
+    approve_allowances: tuple[tuple[str, Allowance], ...]
+    condition: str
+    max_slippage_bps: int
+    max_exit_deviation_bps: int
+    exits: Allowance
+
+    def swap_allowance(self, token: str) -> Allowance | None:
+        return next((a for t, a in self.swap_allowances if _same(t, token)), None)
+
+    def approve_allowance(self, token: str) -> Allowance | None:
+        return next((a for t, a in self.approve_allowances if _same(t, token)), None)
+
+
+def allowance_key(kind: str, token: str | None = None) -> bytes:
+    """A readable bytes32 allowance key: b"swap"/b"appr" + the token's 20 bytes, or
+    b"lphedge-exits" (keys are global per Roles modifier)."""
+    raw = kind.encode() + (bytes.fromhex(token[2:]) if token else b"")
+    if len(raw) > 32:
+        raise ValueError(f"allowance key {kind!r} too long")
+    return raw.ljust(32, b"\0")
+
+
+EXITS_KEY = "lphedge-exits"
+
+
+def bounds_from_policy(scope: Any, condition: str) -> ScopeBounds:
+    """ScopeBounds from a policies.policy_file.Scope and the deployed condition's address."""
+    period = round(scope.period_hours * 3600)
+    return ScopeBounds(
+        routes=tuple((to_checksum_address(r.token_in), to_checksum_address(r.token_out), r.fee) for r in scope.swaps),
+        # a route's token_in without a limit gets a zero allowance: listed, but never usable
+        swap_allowances=tuple((to_checksum_address(t.token), Allowance(t.swap_per_period, period)) for t in scope.limits)
+        + tuple((to_checksum_address(t), Allowance(0, period))
+                for t in sorted({r.token_in for r in scope.swaps} - {t.token for t in scope.limits})),
+        approve_allowances=tuple((to_checksum_address(t.token), Allowance(t.approve_per_period, period))
+                                 for t in scope.limits),
+        condition=to_checksum_address(condition),
+        max_slippage_bps=scope.max_slippage_bps,
+        max_exit_deviation_bps=scope.max_exit_deviation_bps,
+        exits=Allowance(scope.max_exits_per_period, period),
+    )
+
+
+@dataclass(frozen=True)
 class BotScope:
-    """What the bot's role may touch, as concrete addresses."""
+    """What the bot's role may touch, as concrete addresses; with ``bounds`` the table is
+    BOUNDED_PERMISSIONS (value bounds), without it the shape-only PERMISSIONS."""
 
     position_manager: str
     swap_router: str
     tokens: tuple[str, ...]
+    bounds: ScopeBounds | None = None
 
     def targets(self, kind: TargetKind) -> tuple[str, ...]:
         if kind is TargetKind.POSITION_MANAGER:
@@ -117,6 +185,13 @@ class Context:
 
     scope: BotScope
     avatar: str | None = None
+    target: str | None = None  # the grant's target address (per-token allowances)
+
+    @property
+    def bounds(self) -> ScopeBounds:
+        if self.scope.bounds is None:
+            raise ValueError("a value-bound condition needs ScopeBounds in the scope")
+        return self.scope.bounds
 
 
 class Condition(Protocol):
@@ -192,6 +267,115 @@ class OneOf:
         return "one of " + "/".join(k.value for k in self.kinds)
 
 
+def _custom_comp(condition: str, bps: int) -> bytes:
+    """Custom's compValue: the ICustomCondition address (20 bytes) + 12 bytes of ``extra``
+    (here the bound in bps, which OracleBoundCondition reads as uint96(extra))."""
+    return bytes.fromhex(to_checksum_address(condition)[2:]) + bps.to_bytes(12, "big")
+
+
+@dataclass(frozen=True)
+class TokenAllowance:
+    """A uint amount within the target token's refilling allowance (WithinAllowance)."""
+
+    kind: str  # "appr" (approve amounts)
+
+    def allowance(self, ctx: Context) -> Allowance:
+        assert ctx.target is not None
+        a = ctx.bounds.approve_allowance(ctx.target)
+        return a if a is not None else Allowance(0, 1)
+
+    def node(self, abi_type: str, ctx: Context) -> Node:
+        _static(abi_type)
+        assert ctx.target is not None
+        return Node(ParamType.STATIC, Op.WITHIN_ALLOWANCE, allowance_key(self.kind, ctx.target))
+
+    def holds(self, value: Any, ctx: Context) -> bool | None:
+        # more than a full allowance never passes; within it depends on what is left on-chain
+        return False if int(value) > self.allowance(ctx).amount else None
+
+    def describe(self) -> str:
+        return "within the token's approval allowance"
+
+
+@dataclass(frozen=True)
+class OracleBound:
+    """Custom condition: OracleBoundCondition (contracts/) checks the whole call against its
+    Chainlink-style feeds: for a swap, amountOutMinimum >= the oracle floor less
+    max_slippage_bps; for an LP exit, the pool price within max_exit_deviation_bps."""
+
+    what: str  # "swap" or "exit"
+
+    def bps(self, ctx: Context) -> int:
+        b = ctx.bounds
+        return b.max_slippage_bps if self.what == "swap" else b.max_exit_deviation_bps
+
+    def node(self, abi_type: str, ctx: Context) -> Node:
+        _static(abi_type)
+        return Node(ParamType.STATIC, Op.CUSTOM, _custom_comp(ctx.bounds.condition, self.bps(ctx)))
+
+    def holds(self, value: Any, ctx: Context) -> bool | None:
+        return None  # needs the oracle: on-chain only
+
+    def describe(self) -> str:
+        return f"oracle-bounded ({self.what})"
+
+
+SWAP_FIELDS = ("tokenIn", "tokenOut", "fee", "recipient", "deadline", "amountIn", "amountOutMinimum",
+               "sqrtPriceLimitX96")
+
+
+@dataclass(frozen=True)
+class SwapRoutes:
+    """On exactInputSingle's params tuple: Or over the policy's routes, each a Matches with
+    tokenIn/tokenOut/fee EqualTo the route, recipient the Safe, amountIn WithinAllowance of
+    tokenIn's swap allowance, amountOutMinimum Custom (the oracle floor)."""
+
+    def node_tuple(self, inp: Mapping[str, Any], ctx: Context) -> Node:
+        names = [c["name"] for c in inp["components"]]
+        if tuple(names) != SWAP_FIELDS:
+            raise ValueError(f"exactInputSingle params {names} differ from {SWAP_FIELDS}")
+        b = ctx.bounds
+        branches = []
+        for token_in, token_out, fee in b.routes:
+            if b.swap_allowance(token_in) is None:
+                raise ValueError(f"route {token_in}->{token_out}/{fee}: no swap allowance for {token_in}")
+
+            def eq(t: str, v: Any) -> Node:
+                return Node(ParamType.STATIC, Op.EQUAL_TO, abi_encode([t], [v]))
+
+            branches.append(Node(ParamType.TUPLE, Op.MATCHES, children=(
+                eq("address", token_in), eq("address", token_out), eq("uint24", fee),
+                Node(ParamType.STATIC, Op.EQUAL_TO_AVATAR), Node(ParamType.STATIC, Op.PASS),
+                Node(ParamType.STATIC, Op.WITHIN_ALLOWANCE, allowance_key("swap", token_in)),
+                OracleBound("swap").node("uint256", ctx), Node(ParamType.STATIC, Op.PASS),
+            )))
+        if not branches:
+            raise ValueError("no swap route in the scope: leave exactInputSingle out instead")
+        if len(branches) == 1:
+            return branches[0]
+        return Node(ParamType.NONE, Op.OR, children=tuple(branches))
+
+    def node(self, abi_type: str, ctx: Context) -> Node:
+        raise ValueError("SwapRoutes applies to the params tuple")
+
+    def holds(self, value: Any, ctx: Context) -> bool | None:
+        v = dict(value) if isinstance(value, Mapping) else dict(zip(SWAP_FIELDS, value, strict=True))
+        b = ctx.bounds
+        route = next((r for r in b.routes if _same(r[0], v["tokenIn"]) and _same(r[1], v["tokenOut"])
+                      and r[2] == v["fee"]), None)
+        if route is None:
+            return False
+        if ctx.avatar is not None and not _same(v["recipient"], ctx.avatar):
+            return False
+        allowance = b.swap_allowance(route[0])
+        if allowance is None or int(v["amountIn"]) > allowance.amount:
+            return False
+        return None  # the allowance left and the oracle floor: on-chain
+
+    def describe(self) -> str:
+        return "a listed route to the Safe within allowance and the oracle floor"
+
+
 # -------------------------------------------------------------------------- permissions
 @dataclass(frozen=True)
 class Permission:
@@ -208,6 +392,7 @@ class Permission:
     scoped: bool = True
     send: bool = False  # ether allowed with the call
     delegatecall: bool = False
+    call_allowance: str | None = None  # CallWithinAllowance key (calls per period)
 
     @property
     def exec_options(self) -> ExecOptions:
@@ -227,11 +412,31 @@ PERMISSIONS: tuple[Permission, ...] = (
                {"spender": OneOf((TargetKind.POSITION_MANAGER, TargetKind.SWAP_ROUTER))}),
 )
 
+# The table with value bounds (a BotScope with ScopeBounds): swaps only on the policy's
+# routes, amountIn within a refilling allowance of tokenIn, amountOutMinimum at least the
+# oracle floor; approvals within a refilling allowance per token; LP exits only while the
+# pool agrees with the oracle and at most N per period. collect stays recipient == Safe.
+BOUNDED_PERMISSIONS: tuple[Permission, ...] = (
+    Permission(TargetKind.POSITION_MANAGER, "NonfungiblePositionManager", "decreaseLiquidity",
+               {"params.tokenId": OracleBound("exit")}, call_allowance=EXITS_KEY),
+    Permission(TargetKind.POSITION_MANAGER, "NonfungiblePositionManager", "collect",
+               {"params.recipient": EqualsAvatar()}),
+    Permission(TargetKind.SWAP_ROUTER, "SwapRouter", "exactInputSingle", {"params": SwapRoutes()}),
+    Permission(TargetKind.TOKEN, "ERC20", "approve",
+               {"spender": OneOf((TargetKind.POSITION_MANAGER, TargetKind.SWAP_ROUTER)),
+                "amount": TokenAllowance("appr")}),
+)
+
+
+def table_for(scope: BotScope) -> tuple[Permission, ...]:
+    return PERMISSIONS if scope.bounds is None else BOUNDED_PERMISSIONS
+
+
 # What a Roles setup transaction may call: the Safe's enableModule and the Roles admin
 # functions roles_scope_calls emits.
 SETUP_FUNCTIONS: Mapping[str, tuple[str, ...]] = {
     "safe": ("enableModule",),
-    "roles": ("assignRoles", "setDefaultRole", "scopeTarget", "allowFunction", "scopeFunction"),
+    "roles": ("assignRoles", "setDefaultRole", "scopeTarget", "allowFunction", "scopeFunction", "setAllowance"),
 }
 
 
@@ -263,8 +468,10 @@ class Grant:
     selector: bytes
 
 
-def grants(scope: BotScope, table: Sequence[Permission] = PERMISSIONS) -> list[Grant]:
-    """Every (target address, permission), grouped by target in the table's order."""
+def grants(scope: BotScope, table: Sequence[Permission] | None = None) -> list[Grant]:
+    """Every (target address, permission), grouped by target in the table's order (by
+    default the scope's table: bounded when the scope has bounds)."""
+    table = table_for(scope) if table is None else table
     out: list[Grant] = []
     order: list[str] = []
     by_target: dict[str, list[Grant]] = {}
@@ -306,19 +513,28 @@ def condition_tree(g: Grant, ctx: Context) -> Node:
     """The Roles v2 condition tree of a scoped permission (calldata Matches at the root)."""
     _check_paths(g)
 
+    ctx = replace(ctx, target=g.target)
+
     def build(inp: Mapping[str, Any], path: str) -> Node:
+        cond_here = g.permission.params.get(path)
+        if inp["type"] == "tuple" and isinstance(cond_here, SwapRoutes):
+            return cond_here.node_tuple(inp, ctx)
         if inp["type"] == "tuple":
             return Node(ParamType.TUPLE, Op.MATCHES,
                         children=tuple(build(c, f"{path}.{c['name']}") for c in inp["components"]))
         cond = g.permission.params.get(path, Pass())
         return cond.node(_input_type(inp), ctx)
 
-    return Node(ParamType.CALLDATA, Op.MATCHES, children=tuple(build(i, i["name"]) for i in g.abi["inputs"]))
+    children = tuple(build(i, i["name"]) for i in g.abi["inputs"])
+    if g.permission.call_allowance is not None:  # a global allowance: a trailing non-structural child
+        children += (Node(ParamType.NONE, Op.CALL_WITHIN_ALLOWANCE, allowance_key(g.permission.call_allowance)),)
+    return Node(ParamType.CALLDATA, Op.MATCHES, children=children)
 
 
 def check_arguments(g: Grant, args: Mapping[str, Any], ctx: Context) -> str | None:
     """The permission's conditions on decoded arguments: None if they hold, else why not."""
     _check_paths(g)
+    ctx = replace(ctx, target=g.target)
     for path, cond in g.permission.params.items():
         value: Any = args
         for part in path.split("."):
@@ -354,6 +570,13 @@ def roles_scope_calls(roles_contract: Any, bot: str, key: bytes, scope: BotScope
         (roles, enc(r.functions.setDefaultRole(bot, key))),
     ]
     ctx = Context(scope)
+    if scope.bounds is not None:  # allowances first: the scope refers to them by key
+        b = scope.bounds
+        allowances = [(allowance_key("swap", t), a) for t, a in b.swap_allowances]
+        allowances += [(allowance_key("appr", t), a) for t, a in b.approve_allowances]
+        allowances.append((allowance_key(EXITS_KEY), b.exits))
+        for k, a in allowances:  # timestamp 0: full at the first use, refilled each period
+            calls.append((roles, enc(r.functions.setAllowance(k, a.amount, a.amount, a.amount, a.period_s, 0))))
     scoped: set[str] = set()
     for g in grants(scope):
         if g.target not in scoped:

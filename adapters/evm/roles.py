@@ -231,6 +231,9 @@ def decode_roles_revert(raw: bytes) -> str | None:
             if item["name"] == "ConditionViolation" and len(raw) >= 36:
                 status = int.from_bytes(raw[4:36], "big")
                 name = ROLES_STATUS[status] if status < len(ROLES_STATUS) else str(status)
+                info = raw[36:68].rstrip(b"\0")
+                if info and all(32 <= c < 127 for c in info):  # a custom condition's reason
+                    return f"ConditionViolation({name}: {info.decode()})"
                 return f"ConditionViolation({name})"
             return str(item["name"])
     return None
@@ -291,3 +294,59 @@ class RolesExecutor:
         built = self.sender.build({"to": fn.address, "data": fn._encode_transaction_data(), "gas": 1_000_000})
         signed = self._account.sign_transaction(built)
         return self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+
+
+# ------------------------------------------------------------- the project's own condition
+CONDITION_SOURCE = PROJECT_ROOT / "contracts" / "OracleBoundCondition.sol"
+
+_SOLC_SCRIPT = """
+const fs = require('fs'); const path = require('path'); const solc = require('solc');
+let input = '';
+process.stdin.on('data', d => input += d);
+process.stdin.on('end', () => {
+  const find = p => { try { return {contents: fs.readFileSync(path.join('node_modules', p), 'utf8')}; }
+                      catch (e) { return {error: 'not found: ' + p}; } };
+  process.stdout.write(solc.compile(input, {import: find}));
+});
+"""
+
+
+@cache
+def condition_artifact() -> dict[str, Any]:
+    """abi / creation bytecode / runtime of contracts/OracleBoundCondition.sol, compiled with
+    the npm ``solc`` package (imports resolved from node_modules: OpenZeppelin's Math)."""
+    standard = {
+        "language": "Solidity",
+        "sources": {CONDITION_SOURCE.name: {"content": CONDITION_SOURCE.read_text()}},
+        "settings": {"optimizer": {"enabled": True, "runs": 200},
+                     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}}},
+    }
+    try:
+        out = subprocess.run(["node", "-e", _SOLC_SCRIPT], input=json.dumps(standard), text=True,
+                             capture_output=True, cwd=PROJECT_ROOT, check=True, timeout=120).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise RolesError("cannot compile OracleBoundCondition (node + `npm ci` needed)") from exc
+    result = json.loads(out)
+    errors = [e["formattedMessage"] for e in result.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        raise RolesError("solc: " + "; ".join(errors))
+    c = result["contracts"][CONDITION_SOURCE.name]["OracleBoundCondition"]
+    return {"abi": c["abi"], "bytecode": "0x" + c["evm"]["bytecode"]["object"],
+            "runtime": "0x" + c["evm"]["deployedBytecode"]["object"]}
+
+
+def deploy_oracle_condition(w3: Web3, deployer_key: str, position_manager: str, factory: str,
+                            max_oracle_age_s: int, feeds: dict[str, str]) -> str:
+    """Deploy the custom condition (no owner: feeds, NPM, factory and the oracle age bound are
+    fixed in its constructor); returns its address. Anyone may deploy it: the scope names it,
+    and the owners sign the scope."""
+    account: LocalAccount = Account.from_key(deployer_key)
+    art = condition_artifact()
+    factory_c = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    tokens = [to_checksum_address(t) for t in feeds]
+    data = factory_c.constructor(
+        to_checksum_address(position_manager), to_checksum_address(factory), max_oracle_age_s,
+        tokens, [to_checksum_address(feeds[t]) for t in feeds],
+    ).data_in_transaction
+    receipt = _send(w3, account, {"data": data})
+    return to_checksum_address(receipt["contractAddress"])

@@ -125,10 +125,10 @@ def _candidates(value: Any) -> list[Any]:
     if isinstance(value, str):
         return [value + "x", *[a for a in ALTERNATES if a != value]]
     if isinstance(value, list):  # a set of names, or empty (token ids)
-        return [value[:-1], [*value, "okx"], [*value, "binanceusdm"], [1]]
+        return [value[:-1], [*value, "okx"], [*value, "binanceusdm"], [1], ["0x" + "22" * 20]]
     if isinstance(value, dict):
         return [{"iv_percentile": "stress"}]
-    return [1]
+    return [1, "0x" + "11" * 20, ["0x" + "22" * 20]]  # None: a number, an address, addresses
 
 
 def test_every_field_is_in_the_hash() -> None:
@@ -270,6 +270,31 @@ underlying = "ETH"
 [governance]
 override_max_ttl_hours = 72.0
 single_owner_may_tighten = true
+
+[scope]
+max_exits_per_period = 2
+max_exit_deviation_bps = 300
+period_hours = 24.0
+max_slippage_bps = 100
+max_oracle_age_seconds = 90000
+oracles."0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48" = "0x8FFFFFD4AFB6115B954BD326CBE7B4BA576818F6"
+oracles."0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2" = "0x5f4ec3df9cbd43714fe2740f5e3616155c5b8419"
+[[scope.limits]]
+token = "0xA0B86991C6218B36C1D19D4A2E9EB0CE3606EB48"
+approve_per_period = 15000000000
+swap_per_period = 15000000000
+[[scope.limits]]
+swap_per_period = 5000000000000000000
+approve_per_period = 5000000000000000000
+token = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+[[scope.swaps]]
+fee = 500
+token_out = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+token_in = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
+[[scope.swaps]]
+token_in = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+token_out = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
+fee = 500
 """
     text = 'name = "Treasury ETH/USDC 0.05% protection"\nversion = "2026-11-21.1"\n' + text
     assert policy_hash(parse_policy(text)) == policy_hash(load_policy(str(EXAMPLE)))
