@@ -26,6 +26,8 @@ from policies.errors import Refused
 __all__ = ["EVENTS", "AlreadyApplied", "AuditEvent", "AuditStore", "OverrideRecord",
            "PolicyApproval"]
 
+# An override that cancels an applied one ({"nonce": N}); see bot.governance.
+CANCEL = "cancel_override"
 EVENTS = ("proposal", "signature", "verification", "refusal", "application", "approval")
 
 
@@ -118,19 +120,21 @@ class AuditStore:
             ) from exc
         return record
 
-    def active_overrides(self, chain_id: int, safe: str, now: int) -> list[OverrideRecord]:
-        """Applied overrides not yet expired at unix time ``now``."""
+    def active_overrides(self, chain_id: int, safe: str, now: int,
+                         policy_hash: str | None = None) -> list[OverrideRecord]:
+        """Applied overrides not yet expired at unix time ``now``, in nonce order, without
+        cancellations (``cancel_override`` records and the overrides they cancelled);
+        with ``policy_hash``, only those bound to that policy (a newer approval retires
+        the others)."""
+        stmt = select(OverrideRecord).where(
+            OverrideRecord.chain_id == chain_id, OverrideRecord.safe == safe,
+        )
+        if policy_hash is not None:
+            stmt = stmt.where(OverrideRecord.policy_hash == _hex(policy_hash))
         with session_scope(self.engine) as session:
-            rows = session.exec(
-                select(OverrideRecord)
-                .where(
-                    OverrideRecord.chain_id == chain_id,
-                    OverrideRecord.safe == safe,
-                    OverrideRecord.expiry > now,
-                )
-                .order_by(col(OverrideRecord.id))
-            ).all()
-        return list(rows)
+            rows = list(session.exec(stmt.order_by(col(OverrideRecord.nonce))).all())
+        cancelled = {int(json.loads(r.params)["nonce"]) for r in rows if r.kind == CANCEL}
+        return [r for r in rows if r.expiry > now and r.kind != CANCEL and r.nonce not in cancelled]
 
     # -- policy approvals -----------------------------------------------------------------
     def save_policy_approval(self, approval: PolicyApproval) -> PolicyApproval:
@@ -147,17 +151,19 @@ class AuditStore:
                 existing.content = approval.content
                 existing.source_path = approval.source_path
                 existing.approved_at = _now()
+                existing.sequence = approval.sequence
                 approval = existing
             session.add(approval)
         return approval
 
     def policy_approvals(self, chain_id: int, safe: str) -> list[PolicyApproval]:
-        """Approvals for this Safe, newest first."""
+        """Approvals for this Safe, highest sequence first (then newest)."""
         with session_scope(self.engine) as session:
             rows = session.exec(
                 select(PolicyApproval)
                 .where(PolicyApproval.chain_id == chain_id, PolicyApproval.safe == safe)
-                .order_by(col(PolicyApproval.approved_at).desc(), col(PolicyApproval.id).desc())
+                .order_by(col(PolicyApproval.sequence).desc(), col(PolicyApproval.approved_at).desc(),
+                          col(PolicyApproval.id).desc())
             ).all()
         return list(rows)
 

@@ -8,8 +8,10 @@ refusal and application lands in the audit table (bot.audit_store).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,6 +23,7 @@ from hexbytes import HexBytes
 from adapters.evm import safe as safe_mod
 from adapters.evm.safe import SafeReads
 from bot.audit_store import AlreadyApplied, AuditStore, OverrideRecord, PolicyApproval
+from policies import overrides as override_rules
 from policies import policy_file, vocab
 from policies.errors import Refused
 
@@ -121,7 +124,7 @@ class LoadedPolicy:
     content: bytes
     policy_hash: bytes
     policy: policy_file.Policy  # parsed once, from the approved bytes
-    from_file: bool  # False: the file was unapproved and this is the last approved policy
+    from_file: bool  # False: the file was unapproved and this is the policy in force
     warning: str = ""
 
     @property
@@ -132,15 +135,67 @@ class LoadedPolicy:
     def layers(self) -> tuple[str, ...]:
         return tuple(self.policy.layers)
 
+    @property
+    def sequence(self) -> int:
+        return self.policy.governance.sequence
+
+
+def _wall_clock() -> int:
+    return int(time.time())
+
+
+def pin_mismatch(gov: policy_file.Governance, safe: SafeReads) -> str:
+    """Where the Safe on chain (at the pinned block) differs from what the approved policy
+    pins: owners, threshold, modules, guard. Empty when it agrees (or nothing is pinned)."""
+    problems = []
+    if gov.owners:
+        chain = sorted(o.lower() for o in safe.owners())
+        if chain != list(gov.owners):
+            problems.append(f"owners on chain {', '.join(chain)} differ from the pinned {', '.join(gov.owners)}")
+    if gov.threshold is not None:
+        t = safe.threshold()
+        if t != gov.threshold:
+            problems.append(f"threshold on chain {t} differs from the pinned {gov.threshold}")
+    if gov.modules is not None or gov.guard is not None:
+        inv = safe.invariants()
+        if gov.modules is not None:
+            mods = sorted(m.lower() for m in inv.modules)
+            if mods != list(gov.modules):
+                problems.append(f"modules on chain [{', '.join(mods)}] differ from the pinned [{', '.join(gov.modules)}]")
+        if gov.guard is not None and inv.guard.lower() != gov.guard:
+            problems.append(f"guard on chain {inv.guard.lower()} differs from the pinned {gov.guard}")
+    return "; ".join(problems)
+
+
+def _authority_problem(gov: policy_file.Governance, signers: Collection[str], what: str,
+                       *, all_pinned: bool = True, required: int | None = None) -> str:
+    """Signers (recovered locally, never taken from the RPC) must be pinned owners, at least
+    ``required`` (default: the pinned threshold) of them: a forging node cannot make a
+    stranger's signature count. ``all_pinned=False``: strangers allowed, only the count of
+    pinned owners among the signers matters (the policy in force vouching for its successor)."""
+    if not gov.owners or gov.threshold is None:
+        return ""
+    pinned = set(gov.owners)
+    strangers = sorted(s for s in signers if s.lower() not in pinned)
+    if all_pinned and strangers:
+        return f"{what}: signer {', '.join(strangers)} is not a pinned owner"
+    need = gov.threshold if required is None else required
+    have = sum(1 for s in signers if s.lower() in pinned)
+    if have < need:
+        return f"{what}: {have} of the pinned owners signed, {need} required"
+    return ""
+
 
 class PolicyGate:
-    """The bot runs only a policy whose hash the Safe approved (EIP-1271, current owners)."""
+    """The bot runs only a policy whose hash the Safe approved (EIP-1271, current owners),
+    whose sequence is the highest approved, not expired, and whose pins match the chain."""
 
-    def __init__(self, safe: SafeReads, store: AuditStore) -> None:
+    def __init__(self, safe: SafeReads, store: AuditStore, clock: Callable[[], int] = _wall_clock) -> None:
         self.safe = safe
         self.store = store
+        self.clock = clock
 
-    def _collect(self, phash: bytes, data_hash: bytes, signatures: Iterable[dict[str, Any]]) -> bytes:
+    def _collect(self, phash: bytes, data_hash: bytes, signatures: Iterable[dict[str, Any]]) -> tuple[bytes, list[str]]:
         pairs: dict[str, bytes] = {}
         digest = safe_mod.safe_message_hash(self.safe.chain_id, self.safe.address, data_hash)
         for i, item in enumerate(signatures, 1):
@@ -154,12 +209,30 @@ class PolicyGate:
             if signer in pairs:
                 self._refuse(phash, f"duplicate signer {signer}")
             pairs[signer] = sig
-        return safe_mod.pack_signatures(list(pairs.items()))
+        return safe_mod.pack_signatures(list(pairs.items())), list(pairs)
+
+    def _highest(self) -> PolicyApproval | None:
+        """The recorded approval with the highest sequence: the pin authority, whether or
+        not its signatures still verify (a lower sequence never comes back)."""
+        rows = self.store.policy_approvals(self.safe.chain_id, self.safe.address)
+        return rows[0] if rows else None
 
     def approve(self, content: bytes, signatures: list[dict[str, Any]], source: str = "") -> PolicyApproval:
         """Verify signatures on-chain; record the approval (and the bytes) or refuse."""
-        phash = policy_hash_of_bytes(content)
+        policy = _parse(content)
+        phash = bytes(policy_file.policy_hash(policy))
+        now = self.clock()
         req = approval_request(phash, self.safe.chain_id, self.safe.address)
+        try:
+            with self.safe.pinned_reads(now):
+                return self._approve(content, policy, phash, req, signatures, source, now)
+        except safe_mod.UntrustedRpc as exc:
+            self._refuse(phash, str(exc))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _approve(self, content: bytes, policy: policy_file.Policy, phash: bytes, req: ApprovalRequest,
+                 signatures: list[dict[str, Any]], source: str, now: int) -> PolicyApproval:
+        gov = policy.governance
         onchain = self.safe.get_message_hash(req.data_hash)
         if onchain != req.safe_message_hash:
             self._refuse(phash, "local Safe message hash differs from the Safe's getMessageHash")
@@ -167,7 +240,19 @@ class PolicyGate:
             claimed = item.get("policy_hash")
             if claimed and str(claimed).lower() != "0x" + phash.hex():
                 self._refuse(phash, f"signature is for policy {claimed}, not 0x{phash.hex()}")
-        packed = self._collect(phash, req.data_hash, signatures)
+        packed, signers = self._collect(phash, req.data_hash, signatures)
+        if not gov.owners or gov.threshold is None:
+            self._refuse(phash, "policy [governance] must pin the Safe's owners and threshold")
+        if gov.approval_expiry is not None and gov.approval_expiry <= now:
+            self._refuse(phash, f"policy approval_expiry {gov.approval_expiry} has passed (now {now})")
+        top = self._highest()
+        if top is not None:
+            if gov.sequence < top.sequence:
+                self._refuse(phash, f"sequence {gov.sequence} is lower than sequence {top.sequence} "
+                                    f"already approved (policy {top.policy_hash}): an older policy cannot come back")
+            if gov.sequence == top.sequence and top.policy_hash != "0x" + phash.hex():
+                self._refuse(phash, f"sequence {gov.sequence} is already used by approved policy "
+                                    f"{top.policy_hash}: a new policy needs a higher sequence")
         check = self.safe.is_valid_signature(req.data_hash, packed)
         self.store.record(
             "verification", "policy", phash, self.safe.chain_id, self.safe.address,
@@ -175,13 +260,24 @@ class PolicyGate:
         )
         if not check.valid:
             self._refuse(phash, f"policy 0x{phash.hex()} not approved by the Safe: {check.reason}")
+        # The Safe's word comes from the RPC: also checked locally against the pins.
+        mismatch = pin_mismatch(gov, self.safe)
+        if mismatch:
+            self._refuse(phash, f"policy 0x{phash.hex()} pins a Safe the chain does not show: {mismatch}")
+        problem = _authority_problem(gov, signers, "this policy")
+        if not problem and top is not None:  # the policy in force decides who may replace it
+            problem = _authority_problem(_parse(top.content).governance, signers,
+                                         f"policy in force {top.policy_hash}", all_pinned=False)
+        if problem:
+            self._refuse(phash, problem)
         approval = self.store.save_policy_approval(
             PolicyApproval(
                 policy_hash="0x" + phash.hex(), chain_id=self.safe.chain_id, safe=self.safe.address,
-                signatures="0x" + packed.hex(), content=content, source_path=source,
+                signatures="0x" + packed.hex(), content=content, source_path=source, sequence=gov.sequence,
             )
         )
-        self.store.record("approval", "policy", phash, self.safe.chain_id, self.safe.address, detail={"source": source})
+        self.store.record("approval", "policy", phash, self.safe.chain_id, self.safe.address,
+                          detail={"source": source, "sequence": gov.sequence})
         return approval
 
     def _refuse(self, phash: bytes, reason: str) -> NoReturn:
@@ -200,6 +296,18 @@ class PolicyGate:
         check = self.safe.is_valid_signature(req.data_hash, bytes(HexBytes(approval.signatures)))
         return check.valid, check.reason
 
+    def _not_in_force(self, policy: policy_file.Policy, phash: bytes, now: int) -> str:
+        """Why an approved policy may not run now: expired, superseded, pins not on chain."""
+        gov = policy.governance
+        if gov.approval_expiry is not None and gov.approval_expiry <= now:
+            return f"its approval expired at {gov.approval_expiry} (now {now})"
+        top = self._highest()
+        if top is not None and (gov.sequence < top.sequence or
+                                (gov.sequence == top.sequence and top.policy_hash != "0x" + phash.hex())):
+            return f"sequence {gov.sequence} is superseded by sequence {top.sequence} (policy {top.policy_hash})"
+        mismatch = pin_mismatch(gov, self.safe)
+        return f"the Safe differs from the policy's pins: {mismatch}" if mismatch else ""
+
     def load(self, path: Path) -> LoadedPolicy:
         """The policy to run: the file if approved, else the last approved one, else refuse."""
         try:
@@ -209,48 +317,94 @@ class PolicyGate:
         return self.load_bytes(content, label=f"policy file {path}")
 
     def load_bytes(self, content: bytes, label: str = "policy") -> LoadedPolicy:
+        now = self.clock()
+        try:
+            with self.safe.pinned_reads(now):
+                return self._load_bytes(content, label, now)
+        except safe_mod.UntrustedRpc as exc:
+            self.store.record("refusal", "policy", keccak(content), self.safe.chain_id, self.safe.address,
+                              reason=str(exc))
+            raise PolicyNotApproved(f"{label}: {exc}") from None
+
+    def _load_bytes(self, content: bytes, label: str, now: int) -> LoadedPolicy:
         try:
             policy = _parse(content)  # parsed once: the hash and LoadedPolicy.policy
         except PolicyNotApproved as exc:  # an edited file that no longer parses
             refusal = f"{label} is refused: {exc}"
             self.store.record("refusal", "policy", keccak(content), self.safe.chain_id, self.safe.address, reason=refusal)
-            return self._last_approved(refusal)
+            return self._in_force(refusal, now)
         phash = bytes(policy_file.policy_hash(policy))
         reason = "no approval recorded"
+        approved = False
         for approval in self.store.policy_approvals(self.safe.chain_id, self.safe.address):
             if approval.policy_hash == "0x" + phash.hex():
-                ok, reason = self.still_valid(approval)
-                if ok:
-                    return LoadedPolicy(content, phash, policy, True)
-        # The Safe may also have signed the message on-chain (SignMessageLib): empty signature.
-        req = approval_request(phash, self.safe.chain_id, self.safe.address)
-        if self.safe.is_valid_signature(req.data_hash, b"").valid:
-            return LoadedPolicy(content, phash, policy, True)
-        refusal = f"{label} (hash 0x{phash.hex()}) is not approved by the Safe: {reason}"
+                approved, reason = self.still_valid(approval)
+                break
+        if not approved:
+            # The Safe may also have signed the message on-chain (SignMessageLib): empty signature.
+            req = approval_request(phash, self.safe.chain_id, self.safe.address)
+            if self.safe.is_valid_signature(req.data_hash, b"").valid:
+                approved = True
+                top = self._highest()
+                if top is None or policy.governance.sequence > top.sequence:  # seen: record it
+                    self.store.save_policy_approval(PolicyApproval(
+                        policy_hash="0x" + phash.hex(), chain_id=self.safe.chain_id, safe=self.safe.address,
+                        signatures="0x", content=content, source_path="(signed on-chain)",
+                        sequence=policy.governance.sequence))
+        if approved:
+            why = self._not_in_force(policy, phash, now)
+            if not why:
+                return LoadedPolicy(content, phash, policy, True)
+            refusal = f"{label} (hash 0x{phash.hex()}) is approved but not in force: {why}"
+        else:
+            refusal = f"{label} (hash 0x{phash.hex()}) is not approved by the Safe: {reason}"
         self.store.record("refusal", "policy", phash, self.safe.chain_id, self.safe.address, reason=refusal)
-        return self._last_approved(refusal)
+        return self._in_force(refusal, now)
 
-    def _last_approved(self, refusal: str) -> LoadedPolicy:
-        """The newest recorded approval the Safe still accepts, else refuse with ``refusal``."""
-        for approval in self.store.policy_approvals(self.safe.chain_id, self.safe.address):
-            ok, _ = self.still_valid(approval)
-            if ok:
+    def in_force(self) -> LoadedPolicy:
+        """The approved policy in force (highest sequence, still valid, unexpired, pins on
+        chain), for commands that need the governance rules: never a path on the command line."""
+        now = self.clock()
+        try:
+            with self.safe.pinned_reads(now):
+                return self._in_force("no approved policy in force", now)
+        except safe_mod.UntrustedRpc as exc:
+            raise PolicyNotApproved(str(exc)) from None
+
+    def _in_force(self, refusal: str, now: int) -> LoadedPolicy:
+        """The highest-sequence approval, if the Safe still accepts it; else refuse with
+        ``refusal``. Never an approval of a lower sequence: an old policy cannot come back."""
+        top = self._highest()
+        if top is None:
+            raise PolicyNotApproved(refusal)
+        ok, why = self.still_valid(top)
+        if ok:
+            policy = _parse(top.content)
+            why = self._not_in_force(policy, bytes(HexBytes(top.policy_hash)), now)
+            if not why:
                 return LoadedPolicy(
-                    approval.content, bytes(HexBytes(approval.policy_hash)),
-                    _parse(approval.content), False,
-                    warning=refusal + f"; running the last approved policy {approval.policy_hash}",
+                    top.content, bytes(HexBytes(top.policy_hash)), policy, False,
+                    warning=refusal + f"; running the last approved policy {top.policy_hash} "
+                                      f"(sequence {top.sequence})",
                 )
-        raise PolicyNotApproved(refusal)
+        raise PolicyNotApproved(f"{refusal}; the policy in force {top.policy_hash} "
+                                f"(sequence {top.sequence}) cannot run either: {why}")
 
 
 # -------------------------------------------------------------------------------- overrides
-OVERRIDE_KINDS: dict[str, tuple[str, ...]] = dict(vocab.OVERRIDE_PARAMS)  # kind -> required params
+CANCEL = "cancel_override"
+# kind -> required params. ``cancel_override`` {nonce} retires an applied override; it is
+# loosening (it can lift a pause), so it always needs the threshold.
+OVERRIDE_KINDS: dict[str, tuple[str, ...]] = {**vocab.OVERRIDE_PARAMS, CANCEL: ("nonce",)}
 # Tightening: more protection or less risk. Only these may pass with one owner, and only
 # when the approved policy says so. Everything else is loosening and needs the threshold.
 TIGHTENING_KINDS = vocab.TIGHTENING_KINDS
 # The layers an override may name when no approved policy is at hand; with one, exactly the
 # layers it declares (LoadedPolicy.layers).
 LAYERS = vocab.DEFAULT_LAYERS
+# The policy hash an override is bound to when no approved policy is in force.
+NO_POLICY = b"\0" * 32
+MAX_REASON = 500
 
 OVERRIDE_TYPES = {
     "EIP712Domain": [
@@ -265,6 +419,7 @@ OVERRIDE_TYPES = {
         {"name": "reason", "type": "string"},
         {"name": "chainId", "type": "uint256"},
         {"name": "safe", "type": "address"},
+        {"name": "policyHash", "type": "bytes32"},
         {"name": "nonce", "type": "uint256"},
         {"name": "expiry", "type": "uint256"},
     ],
@@ -275,23 +430,51 @@ def canonical_params(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
 
 
+def _is_fraction(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return False
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        return False
+    return d.is_finite() and Decimal(0) <= d <= Decimal(1)
+
+
 def validate_override(kind: str, params: dict[str, Any], reason: str,
                       layers: Collection[str] = LAYERS) -> None:
-    """Kind, params and reason of an override; ``layers`` are those the policy declares."""
+    """Kind, params and reason of an override; ``layers`` are those the policy declares.
+    Each kind has a strict schema: exactly its params, each of its type (issue 9, finding 8)."""
     if kind not in OVERRIDE_KINDS:
         raise OverrideRefused(f"unknown override kind {kind!r} (one of {', '.join(OVERRIDE_KINDS)})")
+    if not isinstance(params, dict):
+        raise OverrideRefused(f"{kind}: params must be an object")
     missing = [p for p in OVERRIDE_KINDS[kind] if p not in params]
     if missing:
         raise OverrideRefused(f"{kind} needs params: {', '.join(missing)}")
+    extra = sorted(p for p in params if p not in OVERRIDE_KINDS[kind])
+    if extra:
+        allowed = ", ".join(OVERRIDE_KINDS[kind]) or "none"
+        raise OverrideRefused(f"{kind} takes no param {', '.join(extra)} (allowed: {allowed})")
     if "layer" in params and params["layer"] not in layers:
         raise OverrideRefused(f"layer must be one of {', '.join(layers)}")
-    if not reason.strip():
+    if kind == "change_cap":
+        if params["cap"] not in override_rules.CAPS:
+            raise OverrideRefused(f"change_cap: cap must be one of {', '.join(sorted(override_rules.CAPS))}")
+        if not _is_fraction(params["value"]):
+            raise OverrideRefused(f"change_cap: value {params['value']!r} is not a fraction in [0, 1]")
+    if kind == CANCEL:
+        n = params["nonce"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise OverrideRefused(f"{CANCEL}: nonce must be a non-negative integer, got {n!r}")
+    if not isinstance(reason, str) or not reason.strip():
         raise OverrideRefused("an override needs a reason")
+    if len(reason) > MAX_REASON:
+        raise OverrideRefused(f"reason longer than {MAX_REASON} characters")
 
 
 def override_typed_data(
     kind: str, params: dict[str, Any], reason: str, chain_id: int, safe: str, nonce: int, expiry: int,
-    layers: Collection[str] = LAYERS,
+    layers: Collection[str] = LAYERS, *, policy_hash: bytes = NO_POLICY,
 ) -> dict[str, Any]:
     validate_override(kind, params, reason, layers)
     safe = to_checksum_address(safe)
@@ -301,7 +484,8 @@ def override_typed_data(
         "domain": {"name": "lphedge", "version": "1", "chainId": chain_id, "verifyingContract": safe},
         "message": {
             "kind": kind, "params": canonical_params(params), "reason": reason,
-            "chainId": chain_id, "safe": safe, "nonce": nonce, "expiry": expiry,
+            "chainId": chain_id, "safe": safe, "policyHash": "0x" + bytes(policy_hash).hex(),
+            "nonce": nonce, "expiry": expiry,
         },
     }
 
@@ -316,6 +500,10 @@ class OverrideProposal:
     def message(self) -> dict[str, Any]:
         msg: dict[str, Any] = self.typed_data["message"]
         return msg
+
+    @property
+    def policy_hash(self) -> bytes:
+        return bytes(HexBytes(self.message["policyHash"]))
 
     def to_json(self) -> dict[str, Any]:
         m = self.message
@@ -340,19 +528,34 @@ def proposal_from_typed_data(typed_data: dict[str, Any], layers: Collection[str]
         raise OverrideRefused(f"override typed data: malformed value ({exc})") from exc
 
 
+def _uint(m: dict[str, Any], name: str) -> int:
+    """A uint256 field as a JSON integer: a hex or decimal string, a float or a bool is refused
+    (the EIP-712 encoder would accept some of them and hash what the owner did not read)."""
+    v = m[name]
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**256:
+        raise OverrideRefused(f"override typed data: {name} must be a non-negative integer, got {v!r}")
+    return v
+
+
 def _proposal_from_typed_data(typed_data: dict[str, Any], layers: Collection[str]) -> OverrideProposal:
     if not isinstance(typed_data, dict) or typed_data.get("types") != OVERRIDE_TYPES or typed_data.get("primaryType") != "Override":
         raise OverrideRefused("not an lphedge Override typed-data document")
     m, d = typed_data["message"], typed_data["domain"]
     if d.get("name") != "lphedge" or d.get("version") != "1":
         raise OverrideRefused("override domain is not lphedge v1")
-    if int(m["chainId"]) != int(d["chainId"]) or to_checksum_address(m["safe"]) != to_checksum_address(d["verifyingContract"]):
+    for name in ("chainId", "nonce", "expiry"):
+        _uint(m, name)
+    ph = m["policyHash"]
+    if not isinstance(ph, str) or len(ph) != 66 or not ph.startswith("0x") or ph != ph.lower():
+        raise OverrideRefused(f"override typed data: policyHash must be 0x + 64 lower-case hex digits, got {ph!r}")
+    bytes.fromhex(ph[2:])
+    if _uint(m, "chainId") != _uint(d, "chainId") or to_checksum_address(m["safe"]) != to_checksum_address(d["verifyingContract"]):
         raise OverrideRefused("override message and domain disagree on chain or Safe")
     try:
         params = json.loads(m["params"])
     except (TypeError, json.JSONDecodeError) as exc:
         raise OverrideRefused("override params are not JSON") from exc
-    if canonical_params(params) != m["params"]:
+    if not isinstance(params, dict) or canonical_params(params) != m["params"]:
         raise OverrideRefused("override params are not in canonical JSON form")
     validate_override(m["kind"], params, m["reason"], layers)
     ohash = safe_mod.typed_data_hash(typed_data)
@@ -363,10 +566,11 @@ def _proposal_from_typed_data(typed_data: dict[str, Any], layers: Collection[str
 
 def propose_override(
     kind: str, params: dict[str, Any], reason: str, chain_id: int, safe: str, nonce: int, expiry: int,
-    layers: Collection[str] = LAYERS,
+    layers: Collection[str] = LAYERS, *, policy_hash: bytes = NO_POLICY,
 ) -> OverrideProposal:
     return proposal_from_typed_data(
-        override_typed_data(kind, params, reason, chain_id, safe, nonce, expiry, layers), layers)
+        override_typed_data(kind, params, reason, chain_id, safe, nonce, expiry, layers,
+                            policy_hash=policy_hash), layers)
 
 
 def sign_override(proposal: OverrideProposal, owner: LocalAccount) -> dict[str, Any]:
@@ -412,14 +616,25 @@ class AppliedOverride:
 
 
 class OverrideGate:
-    """Verify an override against the Safe's current owners and threshold; apply it once."""
+    """Verify an override against the Safe's current owners and threshold (and the approved
+    policy's pins); apply it once, in nonce order, bound to the policy in force."""
 
     def __init__(self, safe: SafeReads, store: AuditStore, governance: policy_file.Governance,
-                 layers: tuple[str, ...] = LAYERS) -> None:
+                 layers: tuple[str, ...] = LAYERS, *, policy_hash: bytes = NO_POLICY) -> None:
         self.safe = safe
         self.store = store
         self.governance = governance
         self.layers = layers
+        self.policy_hash = bytes(policy_hash)
+        self.last_check = ""  # the Safe's verdict on the last signatures checked
+
+    @classmethod
+    def for_policy(cls, safe: SafeReads, store: AuditStore, loaded: LoadedPolicy | None) -> OverrideGate:
+        """The gate under the approved policy in force (its rules, layers and hash); without
+        one, the strict defaults and overrides bound to no policy."""
+        if loaded is None:
+            return cls(safe, store, STRICT)
+        return cls(safe, store, loaded.governance, loaded.layers, policy_hash=loaded.policy_hash)
 
     def _refuse(self, proposal: OverrideProposal, reason: str, actor: str = "") -> NoReturn:
         self.store.record(
@@ -434,30 +649,78 @@ class OverrideGate:
             actor=proposer, detail={"typed_data": proposal.typed_data},
         )
 
+    def required(self, kind: str, threshold: int) -> int:
+        tightening = kind in TIGHTENING_KINDS
+        return 1 if tightening and self.governance.single_owner_may_tighten else threshold
+
+    def verify_signers(self, ohash: bytes, kind: str, signers: Collection[str], packed: bytes) -> tuple[int, str]:
+        """(required, problem): the signers against the pinned owners (local), the chain's
+        owners and threshold, then the Safe's own check. Inside a pinned-block read."""
+        mismatch = pin_mismatch(self.governance, self.safe)
+        if mismatch:
+            return 0, f"the Safe differs from the approved policy's pins: {mismatch}"
+        self.last_check = ""
+        owners = set(self.safe.owners())
+        threshold = self.safe.threshold()
+        if self.governance.threshold is not None:
+            threshold = max(threshold, self.governance.threshold)
+        required = self.required(kind, threshold)
+        for signer in signers:
+            if signer not in owners:
+                return required, f"non-owner signer {signer} (not a current owner of the Safe)"
+        problem = _authority_problem(self.governance, signers, "override", required=required)
+        if problem:
+            return required, problem
+        if len(signers) < required:
+            what = "tightening" if kind in TIGHTENING_KINDS else "loosening"
+            return required, f"under threshold: {len(signers)} of {required} owner signature(s) for {what} override {kind}"
+        if required == self.safe.threshold():
+            check = self.safe.is_valid_signature(ohash, packed)
+        else:
+            check = self.safe.check_n_signatures(ohash, packed, required)
+        self.last_check = check.reason
+        if not check.valid:
+            return required, f"the Safe rejected the signatures: {check.reason}"
+        return required, ""
+
     def apply(self, docs: list[dict[str, Any]], now: int) -> AppliedOverride:
         try:
             proposal, sigs = read_override_files(docs, self.layers)
         except OverrideRefused as exc:
             self.store.record("refusal", "override", b"", self.safe.chain_id, self.safe.address, reason=str(exc))
             raise
+        try:
+            with self.safe.pinned_reads(now):
+                return self._apply(proposal, sigs, now)
+        except safe_mod.UntrustedRpc as exc:
+            self._refuse(proposal, str(exc))
+
+    def _apply(self, proposal: OverrideProposal, sigs: list[tuple[str, bytes]], now: int) -> AppliedOverride:
         m = proposal.message
         ohash = proposal.override_hash
-        if int(m["chainId"]) != self.safe.chain_id:
-            self._refuse(proposal, f"wrong chain: override is for chain {m['chainId']}, this is chain {self.safe.chain_id}")
-        if to_checksum_address(m["safe"]) != self.safe.address:
-            self._refuse(proposal, f"wrong Safe: override is for {m['safe']}, this bot serves {self.safe.address}")
+        chain_id, safe = self.safe.chain_id, self.safe.address
+        if int(m["chainId"]) != chain_id:
+            self._refuse(proposal, f"wrong chain: override is for chain {m['chainId']}, this is chain {chain_id}")
+        if to_checksum_address(m["safe"]) != safe:
+            self._refuse(proposal, f"wrong Safe: override is for {m['safe']}, this bot serves {safe}")
+        if proposal.policy_hash != self.policy_hash:
+            self._refuse(proposal, f"wrong policy: override is bound to policy 0x{proposal.policy_hash.hex()}, "
+                                   f"the policy in force is 0x{self.policy_hash.hex()}")
         if self.store.override_by_hash(ohash) is not None:
             self._refuse(proposal, f"replayed: override 0x{ohash.hex()} was already applied")
-        if self.store.override_by_nonce(self.safe.chain_id, self.safe.address, int(m["nonce"])) is not None:
-            self._refuse(proposal, f"replayed: nonce {m['nonce']} was already used by another override")
+        nonce = int(m["nonce"])
+        if self.store.override_by_nonce(chain_id, safe, nonce) is not None:
+            self._refuse(proposal, f"replayed: nonce {nonce} was already used by another override")
+        last = self.store.next_override_nonce(chain_id, safe) - 1
+        if nonce <= last:
+            self._refuse(proposal, f"out of order: nonce {nonce} is not above the last applied nonce {last} "
+                                   f"(nonces strictly increase per Safe)")
         expiry = int(m["expiry"])
         if expiry <= now:
             self._refuse(proposal, f"expired at {expiry} (now {now})")
         if expiry > now + int(self.governance.override_max_ttl_hours * 3600):
             self._refuse(proposal, f"expiry {expiry} further than {self.governance.override_max_ttl_hours} h ahead")
 
-        owners = set(self.safe.owners())
-        threshold = self.safe.threshold()
         pairs: dict[str, bytes] = {}
         for claimed, sig in sigs:
             try:
@@ -468,37 +731,54 @@ class OverrideGate:
                 self._refuse(proposal, f"signature claimed by {claimed} was made by {signer}", actor=signer)
             if signer in pairs:
                 self._refuse(proposal, f"duplicate signer {signer}", actor=signer)
-            if signer not in owners:
-                self._refuse(proposal, f"non-owner signer {signer} (not a current owner of the Safe)", actor=signer)
             pairs[signer] = sig
-            self.store.record("signature", "override", ohash, self.safe.chain_id, self.safe.address, actor=signer)
-        tightening = m["kind"] in TIGHTENING_KINDS
-        required = 1 if tightening and self.governance.single_owner_may_tighten else threshold
-        if len(pairs) < required:
-            what = "tightening" if tightening else "loosening"
-            self._refuse(proposal, f"under threshold: {len(pairs)} of {required} owner signature(s) for {what} override {m['kind']}")
         packed = safe_mod.pack_signatures(list(pairs.items()))
-        if required == threshold:
-            check = self.safe.is_valid_signature(ohash, packed)
-        else:
-            check = self.safe.check_n_signatures(ohash, packed, required)
+        required, problem = self.verify_signers(ohash, str(m["kind"]), list(pairs), packed)
+        for signer in pairs:
+            self.store.record("signature", "override", ohash, chain_id, safe, actor=signer)
         self.store.record(
-            "verification", "override", ohash, self.safe.chain_id, self.safe.address,
-            reason=check.reason, detail={"signers": sorted(pairs), "required": required, "valid": check.valid},
+            "verification", "override", ohash, chain_id, safe,
+            reason=problem or self.last_check, detail={"signers": sorted(pairs), "required": required, "valid": not problem},
         )
-        if not check.valid:
-            self._refuse(proposal, f"the Safe rejected the signatures: {check.reason}")
+        if problem:
+            actor = problem.split("signer ")[1].split(" ")[0] if "non-owner signer" in problem else ""
+            self._refuse(proposal, problem, actor=actor)
+        if m["kind"] == CANCEL:
+            target_nonce = int(json.loads(m["params"])["nonce"])
+            target = self.store.override_by_nonce(chain_id, safe, target_nonce)
+            if target is None or target.kind == CANCEL or target.policy_hash != "0x" + self.policy_hash.hex():
+                self._refuse(proposal, f"cancel: no applied override with nonce {target_nonce} under the policy in force")
         record = OverrideRecord(
-            override_hash="0x" + ohash.hex(), chain_id=self.safe.chain_id, safe=self.safe.address,
-            nonce=int(m["nonce"]), kind=str(m["kind"]), params=str(m["params"]), reason=str(m["reason"]),
-            expiry=expiry, signers=",".join(sorted(pairs)),
+            override_hash="0x" + ohash.hex(), chain_id=chain_id, safe=safe,
+            nonce=nonce, kind=str(m["kind"]), params=str(m["params"]), reason=str(m["reason"]),
+            expiry=expiry, signers=",".join(sorted(pairs)), policy_hash="0x" + self.policy_hash.hex(),
+            signatures="0x" + packed.hex(),
         )
         try:
             self.store.apply_override(record)
         except AlreadyApplied as exc:
             self._refuse(proposal, f"replayed: {exc}")
         self.store.record(
-            "application", "override", ohash, self.safe.chain_id, self.safe.address,
+            "application", "override", ohash, chain_id, safe,
             detail={"kind": m["kind"], "params": m["params"], "signers": sorted(pairs)},
         )
         return AppliedOverride(record, sorted(pairs), required)
+
+    def in_force(self, now: int) -> list[OverrideRecord]:
+        """The overrides to hand to decide: applied under the policy in force, not expired, not
+        cancelled, and each re-verified now (pinned owners, the Safe's own signature check at
+        a pinned block): an override whose signers are no longer owners does not count."""
+        with self.safe.pinned_reads(now):
+            rows = self.store.active_overrides(self.safe.chain_id, self.safe.address, now,
+                                               policy_hash="0x" + self.policy_hash.hex())
+            out = []
+            for r in rows:
+                _, problem = self.verify_signers(bytes(HexBytes(r.override_hash)), r.kind,
+                                                 [s for s in r.signers.split(",") if s],
+                                                 bytes(HexBytes(r.signatures or "0x")))
+                if problem:
+                    self.store.record("refusal", "override", r.override_hash, self.safe.chain_id,
+                                      self.safe.address, reason=f"no longer in force: {problem}")
+                    continue
+                out.append(r)
+            return out

@@ -215,6 +215,10 @@ class ChainSettings(_Section):
     position_manager: OptAddress = ""  # Uniswap v3 NonfungiblePositionManager
     swap_router: OptAddress = ""
     owner: OptAddress = ""  # the watched Safe that holds the positions
+    # governance reads (issue 9): pinned to one block no older than this (seconds, by the
+    # local clock) and, with 2+ URLs, at most this many blocks behind every other URL
+    max_block_age: Annotated[float, Field(gt=0)] = 300.0
+    max_block_lag: Annotated[int, Field(ge=0)] = 2
 
 
 # ------------------------------------------------------------------------------ db

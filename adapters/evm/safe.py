@@ -14,6 +14,8 @@ which the Safe's ``getMessageHash`` returns.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -198,6 +200,20 @@ class SignatureCheck:
     reason: str
 
 
+@dataclass(frozen=True)
+class PinnedBlock:
+    """The one block every governance read of a check is made at (issue 9, finding 2)."""
+
+    number: int
+    hash: bytes
+    timestamp: int
+    witnesses: int  # other endpoints that confirmed the hash (0: only one URL configured)
+
+
+class UntrustedRpc(SafeError):
+    """The RPC's answer cannot be trusted: stale block, endpoints disagree, lagging node."""
+
+
 class SafeReads(Protocol):
     """What governance needs from a Safe (a live chain or a fork)."""
 
@@ -205,6 +221,8 @@ class SafeReads(Protocol):
     def address(self) -> str: ...
     @property
     def chain_id(self) -> int: ...
+
+    def pinned_reads(self, now: int | None = None) -> AbstractContextManager[PinnedBlock | None]: ...
 
     def owners(self) -> list[str]: ...
     def threshold(self) -> int: ...
@@ -223,9 +241,13 @@ class SafeAdapter:
     single-URL connection around a Web3 that tests and dev chains already hold."""
 
     def __init__(
-        self, w3: Web3, address: str, rpc_url: str | None = None, *, connection: ChainConnection | None = None
+        self, w3: Web3, address: str, rpc_url: str | None = None, *, connection: ChainConnection | None = None,
+        max_block_age: float | None = None, max_block_lag: int = 2,
     ) -> None:
         self.w3 = w3
+        self.max_block_age = max_block_age
+        self.max_block_lag = max_block_lag
+        self.pinned: PinnedBlock | None = None
         self.address = to_checksum_address(address)
         if not w3.eth.get_code(self.address):
             raise SafeError(f"no contract at Safe address {self.address}")
@@ -248,19 +270,90 @@ class SafeAdapter:
         self.safe = Safe(self.address, self.client)  # type: ignore[abstract]
         self.contract = get_safe_V1_4_1_contract(w3, self.address)
         self.fallback = w3.eth.contract(address=self.address, abi=_FALLBACK_ABI)
+        # One plain Web3 per URL when several are configured: the failover pool answers from
+        # whichever works, so a forging or lagging endpoint is caught only by asking each.
+        self._endpoints: list[Web3] = []
+        if len(self.rpc_urls) > 1:
+            timeout = float(getattr(connection, "timeout", 10.0))
+            self._endpoints = [Web3(Web3.HTTPProvider(u, request_kwargs={"timeout": timeout}))
+                               for u in self.rpc_urls]
 
     @classmethod
-    def from_connection(cls, connection: ChainConnection, address: str) -> SafeAdapter:
+    def from_connection(cls, connection: ChainConnection, address: str, *,
+                        max_block_age: float | None = None, max_block_lag: int = 2) -> SafeAdapter:
         """The Safe at ``address`` over every URL of ``connection`` (chain id checked)."""
         connection.connect_sync()
-        return cls(connection.w3, address, connection=connection)
+        return cls(connection.w3, address, connection=connection,
+                   max_block_age=max_block_age, max_block_lag=max_block_lag)
+
+    # -- the pinned block -----------------------------------------------------------------
+    def pin(self, now: int | None = None) -> PinnedBlock:
+        """Pin every following read to the latest block, after checking it: no older than
+        ``max_block_age`` seconds by ``now`` (the local clock), and, with several URLs, the
+        same hash on every endpoint and no endpoint more than ``max_block_lag`` blocks ahead
+        (a node one block behind can hide a swapOwner)."""
+        block = self.w3.eth.get_block("latest")
+        number, bhash, ts = int(block["number"]), bytes(block["hash"]), int(block["timestamp"])
+        if self.max_block_age is not None and now is not None and now - ts > self.max_block_age:
+            raise UntrustedRpc(f"stale RPC: block {number} is {now - ts} s old "
+                               f"(limit {self.max_block_age:g} s)")
+        seen = 0
+        for i, ep in enumerate(self._endpoints):
+            try:
+                other = ep.eth.get_block(number)
+                head = int(ep.eth.block_number)
+            except Exception as exc:  # any failure: that endpoint cannot vouch for the block
+                raise UntrustedRpc(f"RPC endpoint {i + 1} cannot confirm block {number}: "
+                                   f"{type(exc).__name__}") from None
+            if bytes(other["hash"]) != bhash:
+                raise UntrustedRpc(f"RPC endpoints disagree: block {number} is 0x{bhash.hex()} on one "
+                                   f"and 0x{bytes(other['hash']).hex()} on endpoint {i + 1}")
+            if head - number > self.max_block_lag:
+                raise UntrustedRpc(f"lagging RPC: pinned block {number} is {head - number} block(s) "
+                                   f"behind endpoint {i + 1} (limit {self.max_block_lag})")
+            seen += 1
+        self.pinned = PinnedBlock(number, bhash, ts, max(seen - 1, 0))
+        return self.pinned
+
+    @contextmanager
+    def pinned_reads(self, now: int | None = None) -> Iterator[PinnedBlock]:
+        """Every read inside the block is made at one checked block (``pin``)."""
+        outer = self.pinned
+        try:
+            yield self.pin(now)
+        finally:
+            self.pinned = outer
+
+    def _at(self) -> BlockIdentifier:
+        return self.pinned.number if self.pinned is not None else "latest"
+
+    def _agreed(self, name: str, call: Any, *args: Any, fallback: bool = False) -> Any:
+        """``call`` at the pinned block, asked of every endpoint when several are configured;
+        any disagreement refuses (a forging node is outvoted by nothing: we stop)."""
+        answer = call(self.fallback if fallback else self.contract, *args)
+        if self.pinned is None:
+            return answer
+        for i, ep in enumerate(self._endpoints):
+            abi = _FALLBACK_ABI if fallback else self.contract.abi
+            other_contract = ep.eth.contract(address=self.address, abi=abi)
+            try:
+                other = call(other_contract, *args)
+            except ContractLogicError as exc:
+                other = exc
+            if repr(other) != repr(answer):
+                raise UntrustedRpc(f"RPC endpoints disagree on {name} at block {self.pinned.number} "
+                                   f"(endpoint {i + 1} answers differently)")
+        return answer
 
     # -- reads --------------------------------------------------------------------------
     def owners(self) -> list[str]:
-        return [to_checksum_address(o) for o in self.contract.functions.getOwners().call()]
+        at = self._at()
+        raw = self._agreed("getOwners", lambda c: c.functions.getOwners().call(block_identifier=at))
+        return [to_checksum_address(o) for o in raw]
 
     def threshold(self) -> int:
-        return int(self.contract.functions.getThreshold().call())
+        at = self._at()
+        return int(self._agreed("getThreshold", lambda c: c.functions.getThreshold().call(block_identifier=at)))
 
     def nonce(self) -> int:
         return int(self.contract.functions.nonce().call())
@@ -268,7 +361,10 @@ class SafeAdapter:
     def version(self) -> str:
         return str(self.contract.functions.VERSION().call())
 
-    def invariants(self, block: BlockIdentifier = "latest") -> SafeInvariants:
+    def invariants(self, block: BlockIdentifier | None = None) -> SafeInvariants:
+        """At ``block``; default the pinned block (``pin``), else the latest."""
+        block = self._at() if block is None else block
+
         def slot_address(slot: bytes) -> str:
             raw = self.w3.eth.get_storage_at(self.address, int.from_bytes(slot, "big"), block)
             return to_checksum_address(bytes(raw)[-20:])
@@ -287,7 +383,7 @@ class SafeAdapter:
     # -- messages (EIP-1271) ------------------------------------------------------------
     def get_message_hash(self, message: bytes) -> bytes:
         """The Safe's own SafeMessage hash (CompatibilityFallbackHandler.getMessageHash)."""
-        return bytes(self.fallback.functions.getMessageHash(message).call())
+        return bytes(self.fallback.functions.getMessageHash(message).call(block_identifier=self._at()))
 
     def local_message_hash(self, message: bytes) -> bytes:
         return safe_message_hash(self.chain_id, self.address, message)
@@ -297,8 +393,12 @@ class SafeAdapter:
 
         An empty ``signatures`` asks whether the Safe signed the message on-chain (SignMessageLib).
         """
+        at = self._at()
         try:
-            out = bytes(self.fallback.functions.isValidSignature(data_hash, signatures).call())
+            out = bytes(self._agreed(
+                "isValidSignature",
+                lambda c: c.functions.isValidSignature(data_hash, signatures).call(block_identifier=at),
+                fallback=True))
         except ContractLogicError as exc:
             return SignatureCheck(False, revert_reason(exc))
         if out != EIP1271_MAGIC:
@@ -311,10 +411,11 @@ class SafeAdapter:
         message_hash = self.get_message_hash(data_hash)
         if message_hash != self.local_message_hash(data_hash):
             return SignatureCheck(False, "local SafeMessage hash differs from the Safe's getMessageHash")
+        at = self._at()
         try:
-            self.contract.functions.checkNSignatures(
+            self._agreed("checkNSignatures", lambda c: c.functions.checkNSignatures(
                 message_hash, data_hash, signatures, n
-            ).call()
+            ).call(block_identifier=at))
         except ContractLogicError as exc:
             return SignatureCheck(False, revert_reason(exc))
         return SignatureCheck(True, f"{n} owner signature(s) accepted by checkNSignatures")

@@ -69,7 +69,28 @@ def _safe(rpc_url: str | None, safe: str | None) -> Any:
     address = safe or _settings().owner
     if not address or not Web3.is_address(address):
         raise UserError(f"Safe address missing or malformed: {address!r} (pass --safe)")
-    return SafeAdapter.from_connection(conn, address)
+    chain = _settings().chain
+    return SafeAdapter.from_connection(conn, address, max_block_age=chain.max_block_age,
+                                       max_block_lag=chain.max_block_lag)
+
+
+def _in_force(sa: Any, store: Any) -> Any:
+    """The approved policy in force (its rules, layers, hash), or None when none is recorded."""
+    from bot import governance as G
+
+    gate = G.PolicyGate(sa, store)
+    try:
+        return gate.in_force()
+    except G.PolicyNotApproved:
+        if not store.policy_approvals(sa.chain_id, sa.address):
+            return None  # nothing approved yet: strict defaults, overrides bound to no policy
+        raise
+
+
+def _refuse_policy_option(policy: Path | None) -> None:
+    if policy is not None:
+        raise UserError("--policy is not accepted: the governance rules come only from the "
+                        "approved policy in force (`lphedge policy verify` names it)")
 
 
 def _store(db: str | None) -> Any:
@@ -177,18 +198,21 @@ def policy_verify(
         if signatures:
             content = file.read_bytes()
             approval = gate.approve(content, [_read_json(p) for p in signatures], source=str(file))
-            result = {"approved": True, "policy_hash": approval.policy_hash, "safe": sa.address, "chain_id": sa.chain_id}
+            result = {"approved": True, "policy_hash": approval.policy_hash, "sequence": approval.sequence,
+                      "safe": sa.address, "chain_id": sa.chain_id}
         else:
             loaded = gate.load(file)
             if not loaded.from_file:
                 raise UserError(loaded.warning)
-            result = {"approved": True, "policy_hash": "0x" + loaded.policy_hash.hex(), "safe": sa.address, "chain_id": sa.chain_id}
+            result = {"approved": True, "policy_hash": "0x" + loaded.policy_hash.hex(), "sequence": loaded.sequence,
+                      "safe": sa.address, "chain_id": sa.chain_id}
     except OSError as exc:
         raise UserError(f"cannot read {file}: {exc.strerror}") from None
     if as_json:
         print(json.dumps(result))
     else:
-        print(f"approved: policy {result['policy_hash']} by Safe {sa.address} (chain {sa.chain_id})")
+        print(f"approved: policy {result['policy_hash']} by Safe {sa.address} (chain {sa.chain_id}); "
+              f"sequence {result['sequence']} in force")
 
 
 # -------------------------------------------------------------------------------- override
@@ -213,23 +237,51 @@ def override_propose(
     rpc_url: RpcOpt = None,
     safe: SafeOpt = None,
     db: DbOpt = None,
-    policy: Annotated[Path | None, typer.Option("--policy", help="approved policy: its layers may be named; default short/intermediate/structural")] = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="not accepted: layers and rules come from the approved policy in force", hidden=True)] = None,
 ) -> None:
     """Print the override's hash and typed data (JSON) for the owners to sign."""
-    from bot import governance as G
 
     if ttl_hours <= 0:
         raise UserError("--ttl-hours must be > 0")
+    _refuse_policy_option(policy)
+    _propose(kind, _parse_params(param or []), reason, ttl_hours, nonce, out, rpc_url, safe, db)
+
+
+def _propose(kind: str, params: dict[str, Any], reason: str, ttl_hours: float, nonce: int | None,
+             out: Path | None, rpc_url: str | None, safe: str | None, db: str | None) -> None:
+    """Propose under the approved policy in force: its layers, bound to its hash."""
+    from bot import governance as G
+
     sa, store = _safe(rpc_url, safe), _store(db)
     n = store.next_override_nonce(sa.chain_id, sa.address) if nonce is None else nonce
-    loaded = G.PolicyGate(sa, store).load(policy) if policy else None
-    layers = loaded.layers if loaded else G.LAYERS
-    prop = G.propose_override(kind, _parse_params(param or []), reason, sa.chain_id, sa.address, n,
-                              int(time.time() + ttl_hours * 3600), layers)
+    loaded = _in_force(sa, store)
+    gate = G.OverrideGate.for_policy(sa, store, loaded)
+    prop = G.propose_override(kind, params, reason, sa.chain_id, sa.address, n,
+                              int(time.time() + ttl_hours * 3600), gate.layers, policy_hash=gate.policy_hash)
     if sa.get_message_hash(prop.override_hash) != prop.safe_message_hash:
         raise Refused("the Safe's getMessageHash disagrees with the local hash; refusing")
-    G.OverrideGate(sa, store, loaded.governance if loaded else G.STRICT, layers).record_proposal(prop)
+    gate.record_proposal(prop)
     _emit(prop.to_json(), out)
+
+
+@override_app.command("cancel")
+def override_cancel(
+    target: Annotated[int, typer.Argument(help="nonce of the applied override to cancel")],
+    reason: Annotated[str, typer.Option("--reason", help="why (signed, kept in the audit)")],
+    ttl_hours: Annotated[float, typer.Option("--ttl-hours", help="expiry of the proposal from now")] = 24.0,
+    nonce: Annotated[int | None, typer.Option("--nonce", help="default: next unused")] = None,
+    out: OutOpt = None,
+    rpc_url: RpcOpt = None,
+    safe: SafeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Propose cancelling an applied override: a cancel_override, signed and applied like any
+    override; loosening, so it always needs the threshold."""
+    if ttl_hours <= 0:
+        raise UserError("--ttl-hours must be > 0")
+    if target < 0:
+        raise UserError("NONCE must be >= 0")
+    _propose("cancel_override", {"nonce": target}, reason, ttl_hours, nonce, out, rpc_url, safe, db)
 
 
 @override_app.command("sign")
@@ -262,7 +314,7 @@ def override_sign(
 @override_app.command("apply")
 def override_apply(
     files: Annotated[list[Path], typer.Argument(help="the proposal and/or signature files")],
-    policy: Annotated[Path | None, typer.Option("--policy", help="approved policy (its [governance] rules); default strict")] = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="not accepted: the rules come from the approved policy in force", hidden=True)] = None,
     rpc_url: RpcOpt = None,
     safe: SafeOpt = None,
     db: DbOpt = None,
@@ -271,9 +323,9 @@ def override_apply(
     """Verify against the Safe's current owners and threshold, apply once, record."""
     from bot import governance as G
 
+    _refuse_policy_option(policy)
     sa, store = _safe(rpc_url, safe), _store(db)
-    loaded = G.PolicyGate(sa, store).load(policy) if policy else None
-    gate = G.OverrideGate(sa, store, loaded.governance, loaded.layers) if loaded else G.OverrideGate(sa, store, G.STRICT)
+    gate = G.OverrideGate.for_policy(sa, store, _in_force(sa, store))
     applied = gate.apply([_read_json(f) for f in files], now=int(time.time()))
     r = applied.record
     result = {"applied": True, "override_hash": r.override_hash, "kind": r.kind, "params": json.loads(r.params),
@@ -286,9 +338,12 @@ def override_apply(
 
 @override_app.command("list")
 def override_list(rpc_url: RpcOpt = None, safe: SafeOpt = None, db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """Overrides in force now."""
+    """Overrides in force now: under the approved policy in force, re-verified on-chain."""
+    from bot import governance as G
+
     sa, store = _safe(rpc_url, safe), _store(db)
-    rows = store.active_overrides(sa.chain_id, sa.address, int(time.time()))
+    gate = G.OverrideGate.for_policy(sa, store, _in_force(sa, store))
+    rows = gate.in_force(int(time.time()))
     data = [{"override_hash": r.override_hash, "kind": r.kind, "params": json.loads(r.params), "nonce": r.nonce,
              "expiry": r.expiry, "signers": r.signers.split(",")} for r in rows]
     if as_json:

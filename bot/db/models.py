@@ -93,6 +93,8 @@ class OverrideRecord(SQLModel, table=True):
     expiry: int  # unix seconds
     signers: str  # comma-separated addresses
     applied_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    policy_hash: str = ""  # the approved policy hash it was signed against (0004)
+    signatures: str = ""  # 0x-hex, packed: re-verified each time it is used (0004)
 
 
 class PolicyApproval(SQLModel, table=True):
@@ -107,6 +109,7 @@ class PolicyApproval(SQLModel, table=True):
     content: bytes  # the approved policy file's bytes
     source_path: str = ""
     approved_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sequence: int = 0  # the policy's [governance] sequence (0004)
 
 
 # -- market history (bot/market_store.py) ----------------------------------------------------

@@ -25,6 +25,7 @@ name = "governance test"
 [governance]
 single_owner_may_tighten = {tighten}
 override_max_ttl_hours = 48
+{pins}
 
 [[coverage]]
 underlying = "ETH"
@@ -120,4 +121,10 @@ def store(tmp_path: Path) -> AuditStore:
 
 @pytest.fixture(scope="session")
 def policy_text(gov_chain: DevChain) -> str:
-    return POLICY_TEXT.format(tighten="false", pool=gov_chain.pools["WETH/USDC/500"])
+    return POLICY_TEXT.format(tighten="false", pool=gov_chain.pools["WETH/USDC/500"], pins=pins_of(gov_chain))
+
+
+def pins_of(chain: DevChain, sequence: int = 0) -> str:
+    """The [governance] lines pinning the dev Safe as it is (2 of 3 owners) and a sequence."""
+    owners = [Account.from_key(k).address for k in chain.owner_keys]
+    return f"sequence = {sequence}\nowners = {owners!r}\nthreshold = 2".replace("'", '"')

@@ -43,7 +43,8 @@ def _signed(p: G.OverrideProposal, *accounts: LocalAccount) -> list[dict[str, An
 
 
 def _approved(safe: S.SafeAdapter, owners: list[LocalAccount], store: AuditStore, pool: str) -> G.LoadedPolicy:
-    content = (POLICY_TEXT + CUSTOM_LAYERS).format(tighten="false", pool=pool).encode()
+    pins = "owners = [" + ", ".join(f'"{o.address}"' for o in owners) + "]\nthreshold = 2"
+    content = (POLICY_TEXT + CUSTOM_LAYERS).format(tighten="false", pool=pool, pins=pins).encode()
     gate = G.PolicyGate(safe, store)
     gate.approve(content, [G.sign_policy(content, o, safe.chain_id, safe.address) for o in (owners[0], owners[2])])
     return gate.load_bytes(content)

@@ -120,9 +120,20 @@ def test_after_swap_owner_removed_owners_signature_no_longer_counts(
         gate.load_bytes(content)
     with pytest.raises(G.PolicyNotApproved, match="GS026"):
         gate.approve(content, [sigs[owners[0].address], sigs[owners[2].address]])
-    # Two current owners approve again: accepted.
-    gate.approve(content, [sigs[owners[2].address], G.sign_policy(content, newcomer, safe.chain_id, safe.address)])
-    assert gate.load_bytes(content).from_file
+    # The policy pins the old owners (issue 9): two current owners re-approving it are refused,
+    # since the chain no longer shows what it pins...
+    with pytest.raises(G.PolicyNotApproved, match="pins a Safe the chain does not show"):
+        gate.approve(content, [sigs[owners[2].address], G.sign_policy(content, newcomer, safe.chain_id, safe.address)])
+    # ...a new policy (higher sequence) pinning the new owners, signed by two current owners
+    # who were also owners under the policy in force: accepted.
+    from tests.bot.governance.conftest import POLICY_TEXT
+
+    pins = f"sequence = 1\nowners = {[o for o in safe.owners()]!r}\nthreshold = 2".replace("'", '"')
+    rotated = POLICY_TEXT.format(tighten="false", pool=clean_chain.pools["WETH/USDC/500"], pins=pins).encode()
+    with pytest.raises(G.PolicyNotApproved, match="1 of the pinned owners signed, 2 required"):
+        gate.approve(rotated, [G.sign_policy(rotated, a, safe.chain_id, safe.address) for a in (owners[2], newcomer)])
+    gate.approve(rotated, [G.sign_policy(rotated, a, safe.chain_id, safe.address) for a in (owners[1], owners[2])])
+    assert gate.load_bytes(rotated).from_file and gate.load_bytes(rotated).sequence == 1
 
 
 def test_bad_and_duplicate_policy_signatures_refused_and_logged(
@@ -164,9 +175,11 @@ def test_policy_signed_on_chain_by_the_safe_is_accepted(
     assert safe.contract.functions.signedMessages(req.safe_message_hash).call() == 1  # the Safe's own record
     loaded = gate.load_bytes(content)
     assert loaded.from_file and loaded.policy_hash == req.policy_hash
-    # and only that message: an edited policy is still refused
-    with pytest.raises(G.PolicyNotApproved, match="not approved by the Safe"):
-        gate.load_bytes(content.replace(b"governance test", b"edited"))
+    # and only that message: an edited policy is still refused (the on-chain approval, now
+    # recorded with its sequence, is what keeps running)
+    edited = gate.load_bytes(content.replace(b"governance test", b"edited"))
+    assert not edited.from_file and edited.content == content
+    assert "not approved by the Safe" in edited.warning
 
 
 def test_tampered_stored_policy_bytes_are_never_run(
