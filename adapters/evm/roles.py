@@ -350,3 +350,43 @@ def deploy_oracle_condition(w3: Web3, deployer_key: str, position_manager: str, 
     ).data_in_transaction
     receipt = _send(w3, account, {"data": data})
     return to_checksum_address(receipt["contractAddress"])
+
+
+def verify_oracle_condition(w3: Web3, address: str, *, position_manager: str, factory: str,
+                            max_oracle_age_s: int, feeds: dict[str, str]) -> None:
+    """Refuse (RolesError) unless the code at ``address`` is OracleBoundCondition as compiled
+    here (immutables masked, then read back and compared) with exactly these settings and
+    feeds: a scope's Custom condition is only as good as the contract it names."""
+    art = condition_artifact()
+    c = w3.eth.contract(address=to_checksum_address(address), abi=art["abi"])
+    code = bytes(w3.eth.get_code(c.address))
+    expected = bytes.fromhex(art["runtime"][2:])
+    masked = bytearray(code)
+    for start, length in _immutable_ranges():
+        masked[start:start + length] = expected[start:start + length]
+    if len(code) != len(expected) or bytes(masked) != expected:
+        raise RolesError(f"code at {c.address} is not OracleBoundCondition as compiled from contracts/")
+    got = (c.functions.positionManager().call(), c.functions.factory().call(), c.functions.maxOracleAge().call())
+    want = (to_checksum_address(position_manager), to_checksum_address(factory), max_oracle_age_s)
+    if tuple(got) != want:
+        raise RolesError(f"condition {c.address} settings {got} differ from {want}")
+    for token, feed in feeds.items():
+        actual = c.functions.feedOf(to_checksum_address(token)).call()
+        if to_checksum_address(actual) != to_checksum_address(feed):
+            raise RolesError(f"condition {c.address}: feed of {token} is {actual}, policy says {feed}")
+
+
+@cache
+def _immutable_ranges() -> tuple[tuple[int, int], ...]:
+    """(start, length) of every immutable in the runtime (solc's immutableReferences)."""
+    standard = {
+        "language": "Solidity",
+        "sources": {CONDITION_SOURCE.name: {"content": CONDITION_SOURCE.read_text()}},
+        "settings": {"optimizer": {"enabled": True, "runs": 200},
+                     "outputSelection": {"*": {"*": ["evm.deployedBytecode.immutableReferences"]}}},
+    }
+    out = subprocess.run(["node", "-e", _SOLC_SCRIPT], input=json.dumps(standard), text=True,
+                         capture_output=True, cwd=PROJECT_ROOT, check=True, timeout=120).stdout
+    refs = json.loads(out)["contracts"][CONDITION_SOURCE.name]["OracleBoundCondition"]["evm"]["deployedBytecode"][
+        "immutableReferences"]
+    return tuple((int(r["start"]), int(r["length"])) for rs in refs.values() for r in rs)

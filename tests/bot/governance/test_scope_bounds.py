@@ -27,6 +27,7 @@ from adapters.anvil import PROJECT_ROOT, Anvil
 from adapters.evm import permissions as perm
 from adapters.evm import roles as R
 from adapters.evm import safe as S
+from bot import governance as G
 from bot import preflight as P
 from bot.devchain import DevChain
 from policies import lp_math
@@ -399,3 +400,48 @@ def test_roles_accepts_exactly_the_swaps_within_the_policy(env: Bounded, data: s
     except R.RolesError as exc:  # a Roles refusal, or the swap itself failing after Roles let it through
         accepted = not str(exc).startswith("ConditionViolation")
     assert accepted == should, (t_in.symbol, t_out.symbol, fee, amount, min_out, floor, to)
+
+
+# ------------------------------------------------------------------ checks before anything is sent
+def test_the_condition_named_by_the_scope_is_verified(env: Bounded) -> None:
+    """The setup names a condition address; its code (immutables masked) must be
+    OracleBoundCondition as compiled here, with the policy's settings and feeds."""
+    c = env.chain
+    a = c.addresses
+    feeds = {t: f.address for t, f in env.feeds.items()}
+    R.verify_oracle_condition(c.w3, env.condition.address, position_manager=a["position_manager"],
+                              factory=a["factory"], max_oracle_age_s=3600, feeds=feeds)
+    with pytest.raises(R.RolesError, match="settings"):
+        R.verify_oracle_condition(c.w3, env.condition.address, position_manager=a["position_manager"],
+                                  factory=a["factory"], max_oracle_age_s=7200, feeds=feeds)
+    w, u = c.tokens["WETH"].address, c.tokens["USDC"].address
+    swapped = R.deploy_oracle_condition(c.w3, c.deployer.key.hex(), a["position_manager"], a["factory"], 3600,
+                                        {w: feeds[u], u: feeds[w]})
+    with pytest.raises(R.RolesError, match="feed of"):
+        R.verify_oracle_condition(c.w3, swapped, position_manager=a["position_manager"],
+                                  factory=a["factory"], max_oracle_age_s=3600, feeds=feeds)
+    with pytest.raises(R.RolesError, match="not OracleBoundCondition"):  # e.g. a feed, or an always-true contract
+        R.verify_oracle_condition(c.w3, feeds[w], position_manager=a["position_manager"],
+                                  factory=a["factory"], max_oracle_age_s=3600, feeds=feeds)
+
+
+def test_the_bots_preflight_refuses_out_of_bounds_calls_before_sending(env: Bounded) -> None:
+    c = env.chain
+    router = c.contract("SwapRouter", c.addresses["swap_router"])
+    weth, usdc = c.tokens["WETH"].address, c.tokens["USDC"].address
+    erc_w = c.contract("ERC20", weth)
+    safe = c.addresses["safe"]
+    nonce = c.w3.eth.get_transaction_count(env.bot.address)
+    cases = {
+        (weth, enc(erc_w.functions.approve(router.address, 2**256 - 1))): "approve: amount=",
+        (router.address, enc(router.functions.exactInputSingle((weth, usdc, 3000, safe, 2**63, ETH, 0, 0)))):
+            "exactInputSingle: params=",
+        (router.address, enc(router.functions.exactInputSingle((weth, usdc, 500, env.bot.address, 2**63, ETH, 0, 0)))):
+            "exactInputSingle: params=",
+        (router.address, enc(router.functions.exactInputSingle((weth, usdc, 500, safe, 2**63, WETH_SWAP + 1, 0, 0)))):
+            "exactInputSingle: params=",
+    }
+    for (to, data), why in cases.items():
+        with pytest.raises(G.PreflightRefused, match="arguments outside the bot's permissions: " + why):
+            env.bot_exec.execute(to, data)
+    assert c.w3.eth.get_transaction_count(env.bot.address) == nonce  # nothing was sent
