@@ -191,15 +191,3 @@ class Chain:
                 for k in ks:
                     out.append(self.quote(instrument(exp, k, kind, self.size_step)))
         return tuple(out)
-
-
-def trade_fee(p: Params, spot: float, price: float) -> float:
-    """Deribit fee per unit: 0.03% of the underlying, capped at 12.5% of the option price."""
-    return min(float(p["deribit.trade_fee_of_underlying"]) * spot,
-               float(p["deribit.trade_fee_cap_of_price"]) * price)
-
-
-def delivery_fee(p: Params, spot: float, value: float) -> float:
-    """Deribit delivery fee per unit: 0.015% of the underlying, capped at 12.5% of value."""
-    return min(float(p["deribit.delivery_fee_of_underlying"]) * spot,
-               float(p["deribit.delivery_fee_cap_of_value"]) * value)

@@ -6,8 +6,8 @@ signal's level as the next step's hysteresis state, (3) rebuilds the synthetic c
 (chain.Chain), (4) builds DecisionInputs the way policies/state_file.py does and calls
 the same policies.alvh.decide(), (5) fills the intents: buys at the ask plus Deribit's
 fee, roll sales at the bid, expiries at intrinsic minus the delivery fee, perps at the
-mark plus the taker fee, funding at each settlement, and (6) accrues LP fees while in
-range and re-centres the LP every ``recenter_days`` (gas charged).
+mark plus the venue's taker fee (all through policies.fills), funding at each settlement,
+and (6) accrues LP fees while in range and re-centres the LP every ``recenter_days`` (gas charged).
 
 ``Config.baseline`` replaces decide() by the naive baseline of the issue: always hold
 x_max of a ~30-day put struck 5% below the range's lower edge, bought at the ask, held
@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from bot.backtest.chain import Chain, Params, delivery_fee, expiries, instrument, trade_fee
+from bot.backtest.chain import VENUE, Chain, Params, expiries, instrument
 from bot.backtest.data import DAY, HOUR, USDC_FILE, BacktestError, History
+from policies import fills as F
 from policies import signals as S
 from policies.alvh import DecisionInputs, decide
 from policies.exposure import Exposure, exposure
@@ -242,7 +243,6 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
     perp_venues = [v for v in policy.perp.venues if perp_files.get(v) in history.funding]
     signal_files = {v: _stem(f) for v, f in dict(p["signals.funding_files"]).items()
                     if _stem(f) in history.funding}
-    taker = float(p["perp.taker_fee"])
     funding_seen = {v: history.idx("f:" + perp_files[v], start) for v in perp_venues}
     order = [] if cfg.baseline else policy.layer_order()
     tenor = {n: (policy.layers[n].min_days, policy.layers[n].max_days) for n in order}
@@ -269,7 +269,7 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
                              f"(bound {max_dvol_age} s): no quotes, marks at the last DVOL")
         # --- LP: re-centre (the hedged LP too, unless it was exited), fees while in range
         if now >= next_recenter:
-            value = lp_exp.value_usd
+            value = lp.exposure(spot).value_usd  # withdrawn at this hour's price
             token_id += 1
             lp = LP(pool_addr, token_id, spot, cfg.range_pct, value)
             cash_lp -= gas
@@ -366,51 +366,48 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
             fill: dict[str, float] = {}
             if isinstance(it, OpenOption):
                 ask = it.limit_price
-                fee = trade_fee(p, spot, ask)
-                size = float(it.size)
-                cash_hedge -= (ask + fee) * size
-                res.premium += ask * size
-                res.option_fees += fee * size
-                res.layers[it.layer].spend_usd += (ask + fee) * size
-                fill = {"price": ask, "fee": fee * size, "spend": (ask + fee) * size}
+                prem, fee = _buy(ask, it.size, spot)
+                cash_hedge -= prem + fee
+                res.premium += prem
+                res.option_fees += fee
+                res.layers[it.layer].spend_usd += prem + fee
+                fill = {"price": ask, "fee": fee, "spend": prem + fee}
                 cents = intent_premium_cents(it)
                 spent_total += cents
                 spent_session += cents
             elif isinstance(it, RollOption):
                 c = it.close_instrument
                 bid, _, _ = chain.bid_ask(c.kind, c.strike, c.expiry)
-                fee_s = trade_fee(p, spot, bid)
-                proceeds = max(bid - fee_s, 0.0) * float(it.close_size)
+                gross, fee_s = _sell(bid, it.close_size, spot)
+                proceeds = gross - fee_s
                 cash_hedge += proceeds
-                res.option_fees += min(fee_s, bid) * float(it.close_size)
+                res.option_fees += fee_s
                 res.layers[it.layer].payoff_usd += proceeds
                 ask = it.limit_price
-                fee = trade_fee(p, spot, ask)
-                cash_hedge -= (ask + fee) * float(it.open_size)
-                res.premium += ask * float(it.open_size)
-                res.option_fees += fee * float(it.open_size)
-                res.layers[it.layer].spend_usd += (ask + fee) * float(it.open_size)
+                prem, fee = _buy(ask, it.open_size, spot)
+                cash_hedge -= prem + fee
+                res.premium += prem
+                res.option_fees += fee
+                res.layers[it.layer].spend_usd += prem + fee
                 fill = {"sale_price": bid, "payoff": proceeds, "price": ask,
-                        "fee": fee * float(it.open_size) + min(fee_s, bid) * float(it.close_size),
-                        "spend": (ask + fee) * float(it.open_size)}
+                        "fee": fee + fee_s, "spend": prem + fee}
                 cents = intent_premium_cents(it)
                 spent_total += cents
                 spent_session += cents
             elif isinstance(it, CloseOption):
                 inst = it.instrument
                 settle = spot_at(inst.expiry)
-                intrinsic = (max(inst.strike - settle, 0.0) if inst.kind is OptionKind.PUT
-                             else max(settle - inst.strike, 0.0))
-                dfee = delivery_fee(p, settle, intrinsic) if intrinsic > 0 else 0.0
-                pay = (intrinsic - dfee) * float(it.size)
+                st = F.settle_option("put" if inst.kind is OptionKind.PUT else "call",
+                                     _dec(inst.strike), _dec(settle), it.size, VENUE)
+                pay = st.net_cents / 100
                 cash_hedge += pay
                 res.option_payoff += pay
-                res.delivery_fees += dfee * float(it.size)
+                res.delivery_fees += st.fee_cents / 100
                 res.layers[it.layer].payoff_usd += pay
-                fill = {"settlement_price": settle, "fee": dfee * float(it.size), "payoff": pay}
+                fill = {"settlement_price": settle, "fee": st.fee_cents / 100, "payoff": pay}
             elif isinstance(it, AdjustPerp):
                 cash_hedge -= float(it.delta) * spot
-                fee = abs(float(it.delta)) * spot * taker
+                fee = _perp_fee(it.venue, it.delta, spot)
                 cash_hedge -= fee
                 res.perp_fees += fee
                 fill = {"price": spot, "fee": fee}
@@ -456,6 +453,41 @@ def run(history: History, policy: Policy, cfg: Config, params: Params | None = N
     res.final_ethx = lp_exp.x_max
     res.final_eth_held = lp_exp.delta
     return res
+
+
+def _dec(x: float) -> Decimal:
+    return Decimal(repr(x))
+
+
+# Fills go through policies.fills, the pure fill model the paper venue uses: a one-level
+# book at the chain's quote (the synthetic chain has no depth: the quote holds for the
+# whole size), premium rounded up and proceeds down to the cent, the venue's fee schedule.
+
+def _buy(ask: float, size: Decimal, spot: float) -> tuple[float, float]:
+    """(premium, fee) in USD of buying ``size`` at ``ask``."""
+    fill = F.walk(F.Book(asks=(F.Level(_dec(ask), size),)), "buy", size, _dec(ask))
+    return F.cents_paid(fill.notional) / 100, F.option_fee_cents(VENUE, fill, _dec(spot)) / 100
+
+
+def _sell(bid: float, size: Decimal, spot: float) -> tuple[float, float]:
+    """(gross proceeds, fee) in USD of selling ``size`` at ``bid`` (a zero bid: nothing)."""
+    if bid <= 0:
+        return 0.0, 0.0
+    fill = F.walk(F.Book(bids=(F.Level(_dec(bid), size),)), "sell", size, _dec(bid))
+    return (F.cents_received(fill.notional) / 100,
+            F.option_fee_cents(VENUE, fill, _dec(spot)) / 100)
+
+
+def _perp_fee(venue: str, delta: Decimal, spot: float) -> float:
+    """Taker fee in USD of a perp fill of ``delta`` at ``spot`` on ``venue``."""
+    size = abs(delta)
+    side: F.Side = "buy" if delta > 0 else "sell"
+    lv = (F.Level(_dec(spot), size),)
+    book = F.Book(asks=lv) if side == "buy" else F.Book(bids=lv)
+    try:
+        return F.perp_fee_cents(venue, F.walk(book, side, size), "taker") / 100
+    except F.UnknownFeeSchedule as exc:
+        raise BacktestError(f"--policy: perp venue {venue!r}: {exc}") from None
 
 
 def _stem(file_name: str) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
-from bot.backtest.chain import Chain, Params, delivery_fee, expiries, trade_fee
+from bot.backtest.chain import Chain, Params, expiries
+from bot.backtest.data import BacktestError
 from policies.pricing import OptionKind
 
 
@@ -56,8 +58,19 @@ def test_spread_widens_with_vol_and_fees_are_capped() -> None:
         return (ask - bid) / ((ask + bid) / 2)
 
     assert rel_spread(120.0) > rel_spread(50.0)
-    # 0.03% of 2000 = 0.60 per ETH, unless 12.5% of the price is less
-    assert trade_fee(p, 2000.0, 100.0) == pytest.approx(0.60)
-    assert trade_fee(p, 2000.0, 2.0) == pytest.approx(0.25)
-    assert delivery_fee(p, 2000.0, 300.0) == pytest.approx(0.30)  # 0.015%
-    assert delivery_fee(p, 2000.0, 1.0) == pytest.approx(0.125)
+
+
+def test_fills_through_policies_fills_with_venue_fees() -> None:
+    """Hand-computed: Deribit 0.03% of the underlying per contract capped at 12.5% of the
+    price; Binance USD-M taker 0.05% of notional; a zero bid sells for nothing."""
+    from bot.backtest.engine import _buy, _perp_fee, _sell
+
+    assert _buy(100.0, Decimal("10"), 2000.0) == (1000.0, 6.0)  # 10 x min(0.60, 12.50)
+    assert _buy(2.0, Decimal("10"), 2000.0) == (20.0, 2.5)  # 10 x min(0.60, 0.25)
+    assert _buy(1.234, Decimal("0.1"), 2000.0) == (0.13, 0.02)  # cents rounded up
+    assert _sell(1.239, Decimal("0.1"), 2000.0) == (0.12, 0.02)  # proceeds rounded down
+    assert _sell(0.0, Decimal("5"), 2000.0) == (0.0, 0.0)
+    assert _perp_fee("binanceusdm", Decimal("-10"), 2000.0) == 10.0
+    assert _perp_fee("hyperliquid", Decimal("10"), 2000.0) == 9.0
+    with pytest.raises(BacktestError, match="perp venue 'nowhere'"):
+        _perp_fee("nowhere", Decimal("1"), 2000.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,6 +54,7 @@ def _upto(res, t: int):  # type: ignore[no-untyped-def]
             [d for d in res.decisions if d["now"] <= t])
 
 
+@pytest.mark.slow  # minutes of recorded history, hour by hour: make test, not test-fast
 @settings(max_examples=6, deadline=None, derandomize=True)
 @given(hour=st.integers(0, (END - START) // HOUR), factor=st.sampled_from([0.6, 0.8, 1.25, 1.5]),
        dv=st.floats(-30, 100), rate=st.floats(-0.003, 0.003), peg=st.floats(0.9, 1.0))
