@@ -668,12 +668,12 @@ class OverrideGate:
         for signer in signers:
             if signer not in owners:
                 return required, f"non-owner signer {signer} (not a current owner of the Safe)"
-        problem = _authority_problem(self.governance, signers, "override", required=required)
-        if problem:
-            return required, problem
         if len(signers) < required:
             what = "tightening" if kind in TIGHTENING_KINDS else "loosening"
             return required, f"under threshold: {len(signers)} of {required} owner signature(s) for {what} override {kind}"
+        problem = _authority_problem(self.governance, signers, "override", required=required)
+        if problem:
+            return required, problem
         if required == self.safe.threshold():
             check = self.safe.is_valid_signature(ohash, packed)
         else:
