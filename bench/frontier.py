@@ -111,13 +111,13 @@ def _one(item: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         if name == "baseline":
-            res = run(hist, policy_from_dict(_STATE["policy"]), Config(**{**cfg.__dict__,
-                                                                          "baseline": True}))
+            res = run(hist, policy_from_dict(_STATE["policy"]),
+                      Config(**{**cfg.__dict__, "baseline": True}), _STATE["params"])
             s = summary(res, Config(**{**cfg.__dict__, "baseline": True}))
         else:
             pol = policy_from_dict(variant(_STATE["policy"], overrides))
             track: list[list[SignalReading]] = _STATE["track"]
-            res = run(hist, pol, cfg, track=track)
+            res = run(hist, pol, cfg, _STATE["params"], track=track)
             s = summary(res, cfg)
     except Exception as exc:  # a setting the policy schema refuses: reported, sweep goes on
         return {"name": name, "set": overrides, "error": str(exc).splitlines()[0]}
@@ -207,7 +207,8 @@ def main() -> None:
     _STATE["history"] = load_history(a.history)
     cfg = Config(_date(a.date_from), _date(a.date_to))
     _STATE["cfg"] = cfg
-    _STATE["track"] = signal_track(_STATE["history"], cfg, Params.load())
+    _STATE["params"] = Params.load()  # once: a file edited mid-sweep changes nothing
+    _STATE["track"] = signal_track(_STATE["history"], cfg, _STATE["params"])
     t1 = time.perf_counter()
     items = [("baseline", {}), *grid]
     rows = []
