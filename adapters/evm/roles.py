@@ -390,3 +390,19 @@ def _immutable_ranges() -> tuple[tuple[int, int], ...]:
     refs = json.loads(out)["contracts"][CONDITION_SOURCE.name]["OracleBoundCondition"]["evm"]["deployedBytecode"][
         "immutableReferences"]
     return tuple((int(r["start"]), int(r["length"])) for rs in refs.values() for r in rs)
+
+
+def bounded_scope(w3: Web3, deployer_key: str, *, position_manager: str, swap_router: str, factory: str,
+                  tokens: tuple[str, ...], policy_scope: Any, condition: str | None = None) -> BotScope:
+    """The value-bounded BotScope of an approved policy's [scope]: deploys OracleBoundCondition
+    with the policy's feeds (or takes ``condition``, an existing deployment), verifies its code
+    and settings, and binds the bounds (adapters/evm/permissions.py BOUNDED_PERMISSIONS)."""
+    from adapters.evm.permissions import bounds_from_policy
+
+    feeds: dict[str, str] = {to_checksum_address(t): to_checksum_address(f) for t, f in policy_scope.oracles.items()}
+    if condition is None:
+        condition = deploy_oracle_condition(w3, deployer_key, position_manager, factory,
+                                            policy_scope.max_oracle_age_seconds, feeds)
+    verify_oracle_condition(w3, condition, position_manager=position_manager, factory=factory,
+                            max_oracle_age_s=policy_scope.max_oracle_age_seconds, feeds=feeds)
+    return BotScope(position_manager, swap_router, tokens, bounds_from_policy(policy_scope, condition))

@@ -99,16 +99,15 @@ def bounded(gov_chain: DevChain, safe: S.SafeAdapter, roles_env: RolesEnv, gov_f
             feeds[chain.tokens[sym].address] = w3.eth.contract(address=rc["contractAddress"], abi=abi)
         policy = parse_policy(_policy_text(chain, {t: f.address for t, f in feeds.items()}))
         sc = policy.scope
-        cond_addr = R.deploy_oracle_condition(w3, dep, a["position_manager"], a["factory"],
-                                              sc.max_oracle_age_seconds, dict(sc.oracles))
-        condition = w3.eth.contract(address=to_checksum_address(cond_addr), abi=R.condition_artifact()["abi"])
+        scope = R.bounded_scope(w3, dep, position_manager=a["position_manager"], swap_router=a["swap_router"],
+                                factory=a["factory"], tokens=(chain.tokens["WETH"].address, chain.tokens["USDC"].address),
+                                policy_scope=sc)
+        assert scope.bounds is not None
+        condition = w3.eth.contract(address=to_checksum_address(scope.bounds.condition), abi=R.condition_artifact()["abi"])
         roles = R.deploy_roles(w3, dep, a["safe"], a["safe"], a["safe"])
         bot: LocalAccount = Account.from_key(keccak(b"lphedge scope test bot"))
         chain.anvil.rpc("anvil_setBalance", [bot.address, hex(ETH)])
         key = R.role_key("lphedge-bot-bounded")
-        scope = perm.BotScope(a["position_manager"], a["swap_router"],
-                              (chain.tokens["WETH"].address, chain.tokens["USDC"].address),
-                              perm.bounds_from_policy(sc, cond_addr))
         calls = [S.enable_module_call(a["safe"], roles), *R.scope_calls(w3, roles, bot.address, key, scope)]
         tx = S.multisend_call_only_tx(safe, a["multisend_call_only"], calls)
         refresh_fork(gov_fork, chain.url)
