@@ -444,3 +444,25 @@ def test_the_bots_preflight_refuses_out_of_bounds_calls_before_sending(env: Boun
         with pytest.raises(G.PreflightRefused, match="arguments outside the bot's permissions: " + why):
             env.bot_exec.execute(to, data)
     assert c.w3.eth.get_transaction_count(env.bot.address) == nonce  # nothing was sent
+
+
+@pytest.mark.parametrize(("fault", "reason"), [
+    ("stale", "oracle stale"), ("incomplete", "oracle round incomplete"), ("negative", "oracle answer <= 0"),
+])
+def test_an_unknown_oracle_price_blocks_the_exit(env: Bounded, fault: str, reason: str) -> None:
+    """Unknown stays unknown: a feed that stopped (its last round older than the bound), an
+    incomplete round or a non-positive answer refuses the exit, with that reason on-chain."""
+    c = env.chain
+    feed = env.feeds[c.tokens["WETH"].address]
+    now = c.w3.eth.get_block("latest")["timestamp"]
+    if fault == "stale":
+        c.transact(feed.functions.updateRoundData(WETH_USD, now - 3601))
+    elif fault == "incomplete":
+        latest = feed.functions.latestRoundData().call()[0]
+        c.transact(feed.functions.pushRawRound(WETH_USD, now, latest))  # answered in an older round
+    else:
+        c.transact(feed.functions.updateAnswer(-1))
+    pid = _weth_usdc_positions(c)[0]
+    _, data = _exit(env, pid)
+    assert refused_on_chain(env, c.addresses["position_manager"], data) == \
+        f"ConditionViolation(CustomConditionViolation: {reason})"
