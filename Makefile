@@ -32,9 +32,10 @@ demo: bootstrap
 test: bootstrap
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-# No chain, no subprocess (markers set by tests/conftest.py), properties at 25 examples each.
+# No chain, no subprocess (markers set by tests/conftest.py), no backtest over recorded
+# history (slow), properties at 10 examples each; `make test` runs all of it.
 test-fast: bootstrap
-	LPHEDGE_HYPOTHESIS_PROFILE=fast $(BIN)/pytest -n 2 -m "not chain and not cli" -q $(PYTEST_ARGS)
+	LPHEDGE_HYPOTHESIS_PROFILE=fast $(BIN)/pytest -n 2 -m "not chain and not cli and not slow" -q $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(BIN)/ruff check .

@@ -17,8 +17,8 @@ from tests.support.postgres import postgres_server, postgres_url  # noqa: F401  
 # keep exploring new ones and remember failures in .hypothesis/.
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
-# `make test-fast`: every property with at most 25 examples (the full budget is `make test`'s)
-settings.register_profile("fast", deadline=None, max_examples=25)
+# `make test-fast`: every property with at most 10 examples (the full budget is `make test`'s)
+settings.register_profile("fast", deadline=None, max_examples=10)
 settings.load_profile(os.environ.get("LPHEDGE_HYPOTHESIS_PROFILE")
                       or ("ci" if os.environ.get("CI") else "dev"))
 

@@ -23,6 +23,9 @@ from tests.bot.backtest.helpers import (
     write_usdc,
 )
 
+# every test runs the hour-by-hour backtest engine: make test, not test-fast
+pytestmark = pytest.mark.slow
+
 V = 1_000_000.0
 P0 = 2000.0
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "policy.toml"
@@ -47,7 +50,6 @@ def _price_path(ts: int) -> float:
     return P0 * (0.6 + 0.4 * (ts - b) / (c - b))
 
 
-@pytest.mark.slow  # minutes of recorded history, hour by hour: make test, not test-fast
 def test_round_trip_lp_value_returns_fees_only_in_range(tmp_path: Path) -> None:
     h = load_history(write_history(tmp_path, 130, _price_path, lambda ts: 60.0))
     start, end = T0 + 80 * D, T0 + 120 * D
@@ -139,7 +141,6 @@ def test_funding_accrues_per_settlement(tmp_path: Path, interval_h: int) -> None
     assert res.funding_paid < 0  # a short receives positive funding
 
 
-@pytest.mark.slow  # minutes of recorded history, hour by hour: make test, not test-fast
 def test_episode_analysis_matches_the_run(tmp_path: Path) -> None:
     """A crash with a DVOL spike: the episode names each engagement with its time and
     reason, and its spend/payoff over the whole run equal the run's own per-layer totals."""
@@ -166,7 +167,6 @@ def test_episode_analysis_matches_the_run(tmp_path: Path) -> None:
         (res.hedged[-1] - res.unhedged[-1]) - (res.hedged[0] - res.unhedged[0]), abs=0.01)
 
 
-@pytest.mark.slow  # minutes of recorded history, hour by hour: make test, not test-fast
 def test_precomputed_signal_track_gives_the_same_run(tmp_path: Path) -> None:
     from bot.backtest.engine import signal_track
 

@@ -11,6 +11,9 @@ from bot.backtest.data import load_history
 from bot.backtest.engine import Config, run, summary
 from tests.bot.backtest.helpers import T0, D, H, always_on_policy, write_history
 
+# every test runs the hour-by-hour backtest engine: make test, not test-fast
+pytestmark = pytest.mark.slow
+
 V = 1_000_000.0
 P0 = 2000.0
 
@@ -22,7 +25,6 @@ def _hand_lp(p0: float, r: float) -> tuple[float, float, float]:
     return L, pa, pb
 
 
-@pytest.mark.slow  # minutes of recorded history, hour by hour: make test, not test-fast
 def test_flat_price_fees_accrue_no_option_pays_premium_only_cost(tmp_path: Path) -> None:
     h = load_history(write_history(tmp_path, 120, lambda ts: P0, lambda ts: 60.0))
     start, end = T0 + 80 * D, T0 + 110 * D
@@ -45,7 +47,6 @@ def test_flat_price_fees_accrue_no_option_pays_premium_only_cost(tmp_path: Path)
     assert s["unhedged"]["max_drawdown"] == 0.0
 
 
-@pytest.mark.slow  # minutes of recorded history, hour by hour: make test, not test-fast
 def test_straight_40pct_crash_puts_pay_intrinsic_lp_ends_at_x_max(tmp_path: Path) -> None:
     crash0, crash1 = T0 + 90 * D, T0 + 100 * D
 

@@ -264,6 +264,7 @@ def test_roll_rule(days_left: float, level: Level, expect: type | None) -> None:
         assert any("left to expire" in n for n in d.notes)
 
 
+@pytest.mark.slow  # a policy's life, day by day: make test, not test-fast
 def test_rolls_happen_before_expiry_as_time_passes() -> None:
     """Walk a book day by day through engaged weeks: nothing ever reaches expiry."""
     policy = f.make_policy()

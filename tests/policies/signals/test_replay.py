@@ -26,6 +26,9 @@ _CANDIDATES = [os.environ.get("LPHEDGE_HISTORY_DIR", ""),
 HISTORY = next((Path(c) for c in _CANDIDATES if c and (Path(c) / "README.md").exists()),
                Path(_CANDIDATES[1]))
 
+# the fixture replays 18 months of recorded history: make test, not test-fast
+pytestmark = pytest.mark.slow
+
 START = "2021-06-01T00:00:00Z"
 END = "2022-12-31T00:00:00Z"
 
