@@ -73,8 +73,12 @@ def write_files(chain: DevChain, servers: dict[str, V.VenueServer], tmp: Path) -
     pool = chain.pools["WETH/USDC/500"]
     t0, _, _ = chain.pool_tokens(pool)
     policy = tmp / "policy.toml"
+    owners = ", ".join(f'"{Account.from_key(k).address}"' for k in chain.owner_keys)
     policy.write_text(f"""
 version = "assemble-test-1"
+[governance]
+owners = [{owners}]
+threshold = {chain.threshold}
 [[coverage]]
 underlying = "ETH"
 quote = "USDC"
