@@ -38,6 +38,7 @@ class Cli:
 
 @pytest.fixture
 def cli(capsys: Any, monkeypatch: Any, gov_chain: DevChain, tmp_path: Path) -> Cli:
+    gov_chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]  # a fresh head: reads refuse a block older than max_block_age
     return Cli(capsys, monkeypatch, ["--rpc-url", gov_chain.url, "--safe", gov_chain.addresses["safe"]],
                ["--db", f"sqlite:///{tmp_path / 'cli.db'}"])
 

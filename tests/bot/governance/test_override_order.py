@@ -148,6 +148,7 @@ def test_expiry_as_hex_string_is_a_one_line_refusal_with_an_audit_row(
     # through the CLI: exit 2, one line, no traceback, and the row in the audit table
     from bot.cli import main
 
+    gov_chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]  # fresh head (max_block_age)
     f = tmp_path / "hex.json"
     f.write_text(json.dumps(docs[0]))
     db = f"sqlite:///{tmp_path / 'cli.db'}"

@@ -120,6 +120,7 @@ def test_cli_one_owner_emergency_exit_with_loose_policy_path_is_refused(
 ) -> None:
     # The attack: the strict policy (no single-owner tightening, 48 h) is approved; one owner
     # points `override apply --policy` at loose.toml (single owner may tighten, 600 h).
+    gov_chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]  # fresh head (max_block_age)
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     cli = Cli(capsys, monkeypatch, ["--rpc-url", gov_chain.url, "--safe", gov_chain.addresses["safe"], "--db", db])
     strict = tmp_path / "policy.toml"
