@@ -80,15 +80,12 @@ DEFAULT_FUNDING_VENUES = FUNDING_VENUES
 # Each raises ValueError with a message that reads after the field path: "must ..." and
 # "misses ..." and "'<value>' ..." follow it with a space, anything else with ": " (see _describe).
 def _address(v: Any) -> str:
-    if not isinstance(v, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", v):
-        raise ValueError(f"{v!r} is not an address")
-    body = v[2:]
-    if body != body.lower() and body != body.upper():  # mixed case: EIP-55 must hold
-        from eth_utils.address import is_checksum_address
+    from policies.address import address_problem  # the one address parser (EIP-55 for mixed case)
 
-        if not is_checksum_address(v):
-            raise ValueError(f"{v!r} is not an address (bad EIP-55 checksum)")
-    return v
+    problem = address_problem(v)
+    if problem is not None:
+        raise ValueError(problem)
+    return str(v)
 
 
 def _optional_address(v: Any) -> str:
@@ -277,7 +274,7 @@ class TvlPool(TypedDict):
 class MarketSettings(_Section):
     """What `lphedge signals` (and the daemon's observe step) reads; docs/signals.md."""
 
-    underlyings: list[NonEmpty] = ["ETH"]
+    underlyings: Annotated[list[NonEmpty], Field(min_length=1)] = ["ETH"]  # [] selects nothing: refused
     funding_venues: list[Annotated[str, AfterValidator(_funding_venue)]] = list(DEFAULT_FUNDING_VENUES)
     api_urls: dict[str, str] = {}  # venue -> base URL override (loopback servers, proxies)
     timeout_s: Annotated[float, AfterValidator(_positive_finite)] = 10.0

@@ -52,7 +52,18 @@ from policies.vocab import (
 )
 
 Symbol = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{2,12}$")]
-Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+
+
+def _eip55(v: str) -> str:
+    from policies.address import address_problem  # the one address parser
+
+    problem = address_problem(v)
+    if problem is not None:
+        raise ValueError(problem)
+    return v
+
+
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$"), AfterValidator(_eip55)]
 LayerName = Annotated[str, StringConstraints(pattern=LAYER_NAME_PATTERN)]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 

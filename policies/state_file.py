@@ -16,8 +16,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from policies.address import address_problem
 from policies.alvh import DecisionInputs
 from policies.errors import InvalidInput
 from policies.exposure import HeldUnderlying
@@ -64,12 +65,31 @@ def _level(v: object) -> object:
     return v
 
 
-Time = Annotated[int, BeforeValidator(_time)]
-BigInt = Annotated[int, Field(ge=0)]
+def _addr(v: object) -> object:
+    problem = address_problem(v)
+    if problem is not None:
+        raise ValueError(problem)
+    return v
+
+
+# Bounds per field (docs/policy.md, "State file"): the chain's integer widths, and for
+# decimal inputs what no real position, book or market reaches (absurd = refused, never
+# silently rounded, overflowed or shown as a 400-digit figure).
+MAX_USD = Decimal(10) ** 12  # one trillion dollars
+MAX_SIZE = Decimal(10) ** 9  # underlying units
+MAX_PRICE = 1e12  # USD per underlying
+TIME_MAX = 4_102_444_800  # 2100-01-01
+Time = Annotated[int, BeforeValidator(_time), Field(ge=0, le=TIME_MAX)]
+BigInt = Annotated[int, Field(ge=0, lt=2**256)]  # uint256 (fee growth)
+U128 = Annotated[int, Field(ge=0, lt=2**128)]  # liquidity, tokens owed
+U160 = Annotated[int, Field(ge=0, lt=2**160)]  # sqrt_price_x96
+Address = Annotated[str, AfterValidator(_addr)]
+Price = Annotated[float, Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)]
+Usd = Annotated[Decimal, Field(ge=0, le=MAX_USD, allow_inf_nan=False)]
 LevelName = Annotated[LevelNameValue | None,
                       BeforeValidator(_level)]
-Size = Annotated[Decimal, Field(allow_inf_nan=False)]
-PosSize = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+Size = Annotated[Decimal, Field(ge=-MAX_SIZE, le=MAX_SIZE, allow_inf_nan=False)]
+PosSize = Annotated[Decimal, Field(gt=0, le=MAX_SIZE, allow_inf_nan=False)]
 
 
 class _M(BaseModel):
@@ -77,36 +97,36 @@ class _M(BaseModel):
 
 
 class TokenIn(_M):
-    address: str
-    symbol: str
+    address: Address
+    symbol: str = Field(min_length=1, max_length=32)
     decimals: int = Field(ge=0, le=77)
 
 
 class PoolIn(_M):
-    address: str
+    address: Address
     token0: TokenIn
     token1: TokenIn
-    fee: int = 500
-    tick_spacing: int = 10
-    sqrt_price_x96: BigInt | None = None
+    fee: int = Field(default=500, ge=0, lt=1_000_000)  # hundredths of a bip
+    tick_spacing: int = Field(default=10, gt=0, lt=16384)  # the factory's bounds
+    sqrt_price_x96: U160 | None = None
     tick: int | None = None
-    liquidity: BigInt = 0
+    liquidity: U128 = 0
     fee_growth_global0_x128: BigInt = 0
     fee_growth_global1_x128: BigInt = 0
 
 
 class PositionIn(_M):
-    token_id: int = Field(ge=0)
-    pool: str
-    owner: str = "0x0000000000000000000000000000000000000000"
-    position_manager: str = "0xC36442b4a4522E871399CD717aBDD847Ab11FE88"
+    token_id: int = Field(ge=0, lt=2**256)
+    pool: Address
+    owner: Address = "0x0000000000000000000000000000000000000000"
+    position_manager: Address = "0xC36442b4a4522E871399CD717aBDD847Ab11FE88"
     tick_lower: int
     tick_upper: int
-    liquidity: BigInt
+    liquidity: U128
     fee_growth_inside0_last_x128: BigInt = 0
     fee_growth_inside1_last_x128: BigInt = 0
-    tokens_owed0: BigInt = 0
-    tokens_owed1: BigInt = 0
+    tokens_owed0: U128 = 0
+    tokens_owed1: U128 = 0
     # feeGrowthOutside of the range's edge ticks (fees owed; plan does not need them)
     lower_fee_growth_outside0_x128: BigInt = 0
     lower_fee_growth_outside1_x128: BigInt = 0
@@ -133,7 +153,7 @@ class InstrumentIn(_M):
     symbol: str
     underlying: str
     kind: OptionKindName
-    strike: float = Field(gt=0, allow_inf_nan=False)
+    strike: float = Field(gt=0, le=MAX_PRICE, allow_inf_nan=False)
     expiry: Time
     size_step: PosSize = Decimal("0.1")
 
@@ -166,31 +186,31 @@ class HeldIn(_M):
     """Underlying the Safe holds outside LP positions (e.g. returned by an exit)."""
 
     underlying: str
-    amount: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+    amount: Annotated[Decimal, Field(ge=0, le=MAX_SIZE, allow_inf_nan=False)]
 
 
 class QuoteIn(InstrumentIn):
-    bid: float | None = None
-    ask: float | None = None
-    mark_iv: float | None = None
-    open_interest: float | None = None
-    forward: float | None = None
+    bid: Price | None = None  # USD per contract's underlying unit
+    ask: Price | None = None
+    mark_iv: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] | None = None  # 0.65 = 65%
+    open_interest: Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)] | None = None
+    forward: Annotated[float, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False)] | None = None
     as_of: Time
 
 
 class PerpQuoteIn(_M):
     venue: PerpVenue
     underlying: str
-    mark: float | None = None
-    funding_rate_8h: float | None = None
+    mark: Annotated[float, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False)] | None = None
+    funding_rate_8h: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] | None = None  # 0.0001 = 0.01%/8h
     as_of: Time
     size_step: PosSize = Decimal("0.001")
 
 
 class BudgetIn(_M):
-    expected_fee_income_usd: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
-    spent_total_usd: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(0)
-    spent_session_usd: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(0)
+    expected_fee_income_usd: Usd
+    spent_total_usd: Usd = Decimal(0)
+    spent_session_usd: Usd = Decimal(0)
 
 
 class OverrideIn(_M):
@@ -262,14 +282,27 @@ def parse_state(text: str, policy: Policy) -> DecisionInputs:
         raise StateError(format_error(exc.errors()[0], StateIn)) from None
     pools: dict[str, PoolState] = {}
     for i, p in enumerate(s.pools):
+        if p.address.lower() in pools:
+            raise StateError(f"pools[{i}].address: {p.address} is listed twice")
+        if p.token0.address.lower() == p.token1.address.lower():
+            raise StateError(f"pools[{i}].token1: the same token as token0")
         pools[p.address.lower()] = _pool(p, f"pools[{i}]")
     positions = []
+    ids: dict[int, int] = {}
     for i, q in enumerate(s.positions):
+        if q.token_id in ids:  # counted twice otherwise
+            raise StateError(f"positions[{i}].token_id: {q.token_id} is listed twice "
+                             f"(positions[{ids[q.token_id]}])")
+        ids[q.token_id] = i
         pool = pools.get(q.pool.lower())
         if pool is None:
             raise StateError(f"positions[{i}].pool: {q.pool} is not in pools")
         if not q.tick_lower < q.tick_upper:
             raise StateError(f"positions[{i}].tick_lower: must be < tick_upper")
+        for name, tick in (("tick_lower", q.tick_lower), ("tick_upper", q.tick_upper)):
+            if tick % pool.tick_spacing:
+                raise StateError(f"positions[{i}].{name}: {tick} is not a multiple of the "
+                                 f"pool's tick spacing {pool.tick_spacing}")
         try:
             get_sqrt_ratio_at_tick(q.tick_lower)
             get_sqrt_ratio_at_tick(q.tick_upper)

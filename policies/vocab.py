@@ -164,3 +164,17 @@ __all__ = [
     "VenueKind",
     "is_layer_name",
 ]
+
+
+# ------------------------------------------------------------------ how traders quote a pair
+# policies/quote.py orients a pool's pair with these lists: a stablecoin is the quote (USD
+# at face value, the source named "<symbol> leg"), then ETH, then BTC; the base is the other.
+STABLECOINS: Final = frozenset({
+    "USDC", "USDC.E", "USDBC", "USDT", "DAI", "USDS", "FRAX", "LUSD", "PYUSD", "GHO",
+    "CRVUSD", "TUSD", "BUSD", "USDE", "USDP", "GUSD", "SUSD",
+})
+# wrapped token -> the asset traders name it by (WETH/USDC is quoted ETH/USDC)
+WRAPPED: Final = {"WETH": "ETH", "WBTC": "BTC", "CBBTC": "BTC", "TBTC": "BTC",
+                  "WMATIC": "MATIC", "WPOL": "POL", "WAVAX": "AVAX", "WBNB": "BNB"}
+# quote preference among volatile assets (higher quotes lower): WBTC/WETH is BTC/ETH
+QUOTE_RANK: Final = {"ETH": 2, "BTC": 1}

@@ -25,7 +25,7 @@ from rich.table import Table
 from bot.commands.files import check_out_path, write_atomic
 from bot.errors import UserError
 from bot.policy_loader import load_policy
-from policies.alvh import Decision, decide, decision_to_json
+from policies.alvh import Decision, DecisionInputs, decide, decision_to_json
 from policies.hedge import (
     AdjustPerp,
     CloseOption,
@@ -42,11 +42,12 @@ from policies.state_file import StateError, parse_state
 
 if TYPE_CHECKING:
     from bot.assemble import Assembled
+    from bot.observe.positions import PositionReading
 
 MAX_POSITION_ROWS = 25
 
 
-def _load(state_path: Path, policy_path: Path) -> Decision:
+def _load(state_path: Path, policy_path: Path) -> tuple[Decision, DecisionInputs]:
     try:
         policy: Policy = load_policy(str(policy_path))
     except PolicyError as exc:
@@ -60,7 +61,7 @@ def _load(state_path: Path, policy_path: Path) -> Decision:
         inputs = parse_state(text, policy)
     except StateError as exc:
         raise UserError(f"{state_path}: {exc}") from None
-    return decide(inputs)
+    return decide(inputs), inputs
 
 
 def _fee_income_cents(text: str | None) -> int | None:
@@ -145,7 +146,15 @@ def _what(intent: Intent) -> tuple[str, str, str]:
     return ("", "", "")
 
 
-def _render(decision: Decision, console: Console) -> None:
+def _readings(inputs: DecisionInputs) -> list[PositionReading]:
+    """The positions decided on, valued like `positions` does (same function, same numbers)."""
+    from bot.observe.positions import PositionReading
+    from policies.lp_math import position_metrics
+
+    return [PositionReading(p, position_metrics(p)) for p in inputs.positions]
+
+
+def _render(decision: Decision, console: Console, inputs: DecisionInputs) -> None:
     b = decision.budget
     console.print(f"[bold]policy[/bold] {decision.policy_version}  hash {decision.policy_hash}")
     console.print(f"budget {fmt_usd(b.total_cents)} ({fmt_usd(b.remaining_total_cents)} left), "
@@ -153,7 +162,11 @@ def _render(decision: Decision, console: Console) -> None:
                   f"({fmt_usd(b.remaining_session_cents)} left); this plan spends "
                   f"{fmt_usd(decision.spent_cents)}")
 
-    pos = Table(title="Covered positions (underlying units, USD)")
+    from bot.commands.positions import render_table
+
+    readings = _readings(inputs)
+    console.print(render_table(readings[:MAX_POSITION_ROWS], f"Positions ({len(readings)})"))
+    pos = Table(title="Coverage (the policy's view: underlying units, USD)")
     for col in ("id", "underlying", "range", "spot", "in range", "x_max", "delta", "value"):
         pos.add_column(col, justify="right" if col not in ("underlying", "in range") else "left")
     for e in decision.exposures[:MAX_POSITION_ROWS]:
@@ -231,15 +244,20 @@ def register(app: typer.Typer) -> None:
         income = _fee_income_cents(fee_income)
         assembled = None
         if state is not None:
-            decision = _load(state, policy)
+            decision, inputs = _load(state, policy)
         else:
             decision, assembled = _live(policy, config, now, income)
+            inputs = assembled.observed
             if dump_state is not None:
                 from policies.state_file import dumps_state
 
                 write_atomic(dump_state, dumps_state(assembled.observed, assembled.overrides))
         if as_json:
-            typer.echo(json.dumps(decision_to_json(decision), indent=2, sort_keys=True))
+            from policies.quote import position_json
+
+            doc = decision_to_json(decision)
+            doc["positions"] = [position_json(r.position, r.metrics) for r in _readings(inputs)]
+            typer.echo(json.dumps(doc, indent=2, sort_keys=True))
             return
         console = Console(width=200)
         if assembled is not None:
@@ -254,4 +272,4 @@ def register(app: typer.Typer) -> None:
                               f"{h.size} ({h.layer}) early")
             if dump_state is not None:
                 console.print(f"state written to {dump_state}")
-        _render(decision, console)
+        _render(decision, console, inputs)

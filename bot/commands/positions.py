@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,22 +17,6 @@ from bot.errors import LphedgeError, Transient, UserError
 if TYPE_CHECKING:  # the observer (web3) and settings load inside the command: fast start-up
     from bot.observe.errors import ObserveError
     from bot.positions import PositionRow
-
-
-def _fmt_amount(raw: int, decimals: int) -> str:
-    whole, frac = divmod(raw, 10**decimals)
-    if decimals == 0:
-        return str(whole)
-    text = f"{whole}.{frac:0{decimals}d}".rstrip("0").rstrip(".")
-    return text
-
-
-def _fmt_price(x: float) -> str:
-    if x == 0:
-        return "0"
-    if x >= 1e12 or x < 1e-6:
-        return f"{x:.4e}"
-    return f"{x:,.6g}"
 
 
 # the observer names configuration fields; only this layer knows their flags
@@ -53,31 +38,52 @@ def as_flag_error(exc: ObserveError) -> LphedgeError:
     return cls(f"{FLAGS.get(exc.field, exc.field)}: {exc.problem}")
 
 
-def render_table(rows: list[PositionRow], title: str) -> Table:
-    """Prices shown in the direction that reads naturally (above 1), units named."""
+def render_table(rows: Sequence[PositionRow], title: str) -> Table:
+    """The operator's units (policies/quote.py), one number format (fmt_num): pair as traders
+    quote it, range and price in quote per base ("full range" for full-range positions),
+    amounts by asset, value and fees owed in USD (the source in the caption; "unknown" when no
+    source prices the pair), delta and gamma per 1% move in the base token; totals per base
+    token and in USD as the last rows. `plan` renders its positions with this function."""
+    from policies.quote import fmt_num, totals
+
     table = Table(title=title)
-    for col in ("id", "pair", "fee", "range", "price", "in", "amounts", "fees owed", "value", "delta", "gamma"):
-        table.add_column(col, justify="left" if col in ("pair", "range", "amounts", "fees owed") else "right")
-    for r in rows:
-        p, m, pool = r.position, r.metrics, r.position.pool
-        t0, t1 = pool.token0, pool.token1
-        if m.price >= 1 or m.price == 0:
-            unit, lo, hi, px = f"{t1.symbol}/{t0.symbol}", m.price_lower, m.price_upper, m.price
-        else:  # show token0 per token1
-            unit, lo, hi, px = f"{t0.symbol}/{t1.symbol}", 1 / m.price_upper, 1 / m.price_lower, 1 / m.price
+    for col in ("id", "pair", "fee", "range", "price", "in", "amounts", "value USD", "fees owed USD",
+                "delta", "gamma /1%"):
+        table.add_column(col, justify="left" if col in ("pair", "range", "amounts") else "right")
+    views = [r.view() for r in rows]
+    sources: set[str] = set()
+    for r, v in zip(rows, views, strict=True):
+        b, q = v.base_token, v.quote_token
+        fees_b, fees_q = (r.metrics.fees0, r.metrics.fees1) if v.orientation == "base=token0" else (
+            r.metrics.fees1, r.metrics.fees0)
+        if v.usd_source:
+            sources.add(v.usd_source)
+        rng = "full range" if v.full_range else f"{fmt_num(v.price_lower)}–{fmt_num(v.price_upper)} {v.pair}"
+        fees = fmt_num(v.fees_usd) if v.fees_usd is not None else (
+            f"{fmt_num(fees_b / 10**b.decimals)} {v.base} + {fmt_num(fees_q / 10**q.decimals)} {v.quote}")
         table.add_row(
-            str(p.token_id),
-            f"{t0.symbol}/{t1.symbol}",
-            f"{pool.fee / 10_000:g}%",
-            f"{_fmt_price(lo)}–{_fmt_price(hi)} {unit}",
-            _fmt_price(px),
-            "[green]yes[/]" if m.in_range else "[red]no[/]",
-            f"{_fmt_amount(m.amount0, t0.decimals)} {t0.symbol}\n{_fmt_amount(m.amount1, t1.decimals)} {t1.symbol}",
-            f"{_fmt_amount(m.fees0, t0.decimals)} {t0.symbol}\n{_fmt_amount(m.fees1, t1.decimals)} {t1.symbol}",
-            f"{m.value:,.6g} {t1.symbol}",
-            f"{m.delta:,.6g} {t0.symbol}",
-            f"{m.gamma:.4g}",
+            str(r.position.token_id),
+            v.pair,
+            f"{fmt_num(r.position.pool.fee / 10_000)}%",
+            rng,
+            f"{fmt_num(v.price)} {v.pair}",
+            "[green]yes[/]" if v.in_range else "[red]no[/]",
+            f"{fmt_num(v.base_amount / 10**b.decimals)} {v.base}\n{fmt_num(v.quote_amount / 10**q.decimals)} {v.quote}",
+            fmt_num(v.value_usd),
+            fees,
+            f"{fmt_num(v.delta)} {v.base}",
+            f"{fmt_num(v.gamma_1pct)} {v.base}",
         )
+    t = totals(views)
+    if len(views) > 1:
+        for base, delta, gamma in t.by_base:
+            table.add_row("total", base, "", "", "", "", "", "", "", f"{fmt_num(delta)} {base}",
+                          f"{fmt_num(gamma)} {base}")
+        table.add_row("total", "USD", "", "", "", "", "", fmt_num(t.value_usd), fmt_num(t.fees_usd), "", "")
+    notes = [f"USD from: {', '.join(sorted(sources))}"] if sources else []
+    if t.unknown_usd:
+        notes.append(f"USD unknown for {t.unknown_usd} position(s): no stable leg and no USD source")
+    table.caption = "; ".join(notes) if notes else None
     return table
 
 

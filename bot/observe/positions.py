@@ -10,24 +10,27 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from eth_utils import is_hex_address, to_checksum_address
+from eth_utils import to_checksum_address
 
 from adapters.evm.chain import ChainConnection, WrongChain
 from adapters.evm.rpc import RpcError, RpcUnavailable
 from adapters.evm.uniswap_v3 import PositionsChanging, ReadError, UniswapV3Reader
 from adapters.redact import redact_urls
 from bot.observe.errors import ObserveInvalid, ObserveUnavailable
+from policies.address import address_problem
 from policies.errors import InvalidInput
 from policies.lp_math import PositionMetrics, position_metrics
+from policies.quote import OperatorView, UsdSource, operator_view, position_json
 from policies.types import PoolState, Position
 
 
 def parse_address(value: str, field: str) -> str:
-    """A checksummed address, or an ObserveError naming the field."""
-    v = value.strip()
-    if not is_hex_address(v):
-        raise ObserveInvalid(field, f"{value!r} is not a 20-byte hex address")
-    return str(to_checksum_address(v))
+    """A checksummed address (policies.address: EIP-55 for mixed case), or ObserveInvalid
+    naming the field."""
+    problem = address_problem(value.strip() if isinstance(value, str) else value)
+    if problem is not None:
+        raise ObserveInvalid(field, problem)
+    return str(to_checksum_address(value.strip()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,36 +40,14 @@ class PositionReading:
     position: Position
     metrics: PositionMetrics
 
-    def to_json(self) -> dict[str, Any]:
-        p, m, pool = self.position, self.metrics, self.position.pool
-        return {
-            "token_id": p.token_id,
-            "owner": p.owner,
-            "position_manager": p.position_manager,
-            "pool": pool.address,
-            "token0": {"address": pool.token0.address, "symbol": pool.token0.symbol, "decimals": pool.token0.decimals},
-            "token1": {"address": pool.token1.address, "symbol": pool.token1.symbol, "decimals": pool.token1.decimals},
-            "fee": pool.fee,
-            "tick": pool.tick,
-            "sqrt_price_x96": pool.sqrt_price_x96,
-            "tick_lower": p.tick_lower,
-            "tick_upper": p.tick_upper,
-            "liquidity": p.liquidity,
-            "amount0": m.amount0,
-            "amount1": m.amount1,
-            "fees0": m.fees0,
-            "fees1": m.fees1,
-            "in_range": m.in_range,
-            "price": m.price,
-            "price_lower": m.price_lower,
-            "price_upper": m.price_upper,
-            "value": m.value,
-            "fees_value": m.fees_value,
-            "delta": m.delta,
-            "gamma": m.gamma,
-            "x_max": m.x_max,
-            "x_max_raw": m.x_max_raw,
-        }
+    def view(self, usd: UsdSource | None = None) -> OperatorView:
+        """The position in operator units (policies/quote.py): pair as quoted, price quote
+        per base, delta and gamma in the base token, value in USD when a source knows it."""
+        return operator_view(self.position, self.metrics, usd)
+
+    def to_json(self, usd: UsdSource | None = None) -> dict[str, Any]:
+        """Raw integers as read (amounts, fees, liquidity, ticks) and the operator view."""
+        return position_json(self.position, self.metrics, usd)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,8 @@ def test_json_lists_every_position_with_exact_integers(devchain: DevChain) -> No
     assert {r["token_id"] for r in rows} >= set(devchain.position_ids)
     for r in rows:
         for key in ("token_id", "pool", "tick_lower", "tick_upper", "liquidity", "amount0", "amount1",
-                    "fees0", "fees1", "in_range", "value", "delta", "gamma"):
+                    "fees0", "fees1", "in_range", "value_usd", "delta", "gamma_1pct", "base", "quote", "price",
+                    "orientation"):
             assert key in r
         assert isinstance(r["amount0"], int) and isinstance(r["liquidity"], int)
         assert r["liquidity"] == npm.functions.positions(r["token_id"]).call()[7]
@@ -47,7 +48,8 @@ def test_json_lists_every_position_with_exact_integers(devchain: DevChain) -> No
 def test_table_names_pairs_and_ranges(devchain: DevChain) -> None:
     out = run(*base_args(devchain))
     assert out.returncode == 0, out.stderr
-    assert "WETH" in out.stdout and "USDC" in out.stdout and "positions on chain 31337" in out.stdout
+    # pairs as traders quote them (ETH/USDC for the USDC/WETH pool), not the pool's token order
+    assert "ETH/USDC" in out.stdout and "positions on chain 31337" in out.stdout
 
 
 def test_record_stores_exact_snapshots(devchain: DevChain, tmp_path: Path) -> None:
@@ -75,7 +77,7 @@ def _assert_one_line_error(out: Run, needle: str) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "needle"),
     [
-        ("--owner", "0x1234", "--owner: '0x1234' is not a 20-byte hex address"),
+        ("--owner", "0x1234", "--owner: '0x1234' is not an address (0x and 40 hex digits)"),
         ("--owner", "vitalik", "--owner"),
         ("--position-manager", "0xZZ", "--position-manager"),
     ],

@@ -134,9 +134,9 @@ async def test_owner_without_positions_is_stamped_too(chain: DevChain) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field", "problem"),
     [
-        ({"owner": "0x1234"}, "owner", "'0x1234' is not a 20-byte hex address"),
-        ({"position_manager": "0xZZ"}, "position_manager", "'0xZZ' is not a 20-byte hex address"),
-        ({"multicall": "nope"}, "multicall", "'nope' is not a 20-byte hex address"),
+        ({"owner": "0x1234"}, "owner", "'0x1234' is not an address (0x and 40 hex digits)"),
+        ({"position_manager": "0xZZ"}, "position_manager", "'0xZZ' is not an address (0x and 40 hex digits)"),
+        ({"multicall": "nope"}, "multicall", "'nope' is not an address (0x and 40 hex digits)"),
         ({"rpc_urls": []}, "rpc_urls", "at least one RPC URL is required"),
         ({"rpc_urls": ["ws://127.0.0.1:1"]}, "rpc_urls", "RPC URL must be http(s)"),
     ],

@@ -51,7 +51,7 @@ def position(token_id: int, p: PoolState, lower_usd: float, upper_usd: float,
     sa, sb = get_sqrt_ratio_at_tick(lo), get_sqrt_ratio_at_tick(up)
     x = int(x_max_eth * 10**18)
     liq = x * sa * sb // ((sb - sa) * Q96) if eth_is_token0 else x * Q96 // (sb - sa)
-    return Position(token_id, "0x5afe", "0xc36442b4a4522e871399cd717abdd847ab11fe88", p, lo, up,
+    return Position(token_id, "0x5afe00000000000000000000000000000000cafe", "0xc36442b4a4522e871399cd717abdd847ab11fe88", p, lo, up,
                     max(liq, 1), 0, 0, 0, 0, TickFeeGrowth(0, 0), TickFeeGrowth(0, 0))
 
 
