@@ -40,7 +40,7 @@ def as_flag_error(exc: ObserveError) -> LphedgeError:
 
 def render_table(rows: Sequence[PositionRow], title: str) -> Table:
     """The operator's units (policies/quote.py), one number format (fmt_num): pair as traders
-    quote it, range and price in quote per base ("full range" for full-range positions),
+    quote it, range and price in quote per base (e.g. "3,000 USDC" for ETH/USDC) ("full range" for full-range positions),
     amounts by asset, value and fees owed in USD (the source in the caption; "unknown" when no
     source prices the pair), delta and gamma per 1% move in the base token; totals per base
     token and in USD as the last rows. `plan` renders its positions with this function."""
@@ -58,7 +58,7 @@ def render_table(rows: Sequence[PositionRow], title: str) -> Table:
             r.metrics.fees1, r.metrics.fees0)
         if v.usd_source:
             sources.add(v.usd_source)
-        rng = "full range" if v.full_range else f"{fmt_num(v.price_lower)}–{fmt_num(v.price_upper)} {v.pair}"
+        rng = "full range" if v.full_range else f"{fmt_num(v.price_lower)}–{fmt_num(v.price_upper)} {v.quote}"
         fees = fmt_num(v.fees_usd) if v.fees_usd is not None else (
             f"{fmt_num(fees_b / 10**b.decimals)} {v.base} + {fmt_num(fees_q / 10**q.decimals)} {v.quote}")
         table.add_row(
@@ -66,7 +66,7 @@ def render_table(rows: Sequence[PositionRow], title: str) -> Table:
             v.pair,
             f"{fmt_num(r.position.pool.fee / 10_000)}%",
             rng,
-            f"{fmt_num(v.price)} {v.pair}",
+            f"{fmt_num(v.price)} {v.quote}",  # quote per one base
             "[green]yes[/]" if v.in_range else "[red]no[/]",
             f"{fmt_num(v.base_amount / 10**b.decimals)} {v.base}\n{fmt_num(v.quote_amount / 10**q.decimals)} {v.quote}",
             fmt_num(v.value_usd),
