@@ -274,7 +274,7 @@ class TvlPool(TypedDict):
 class MarketSettings(_Section):
     """What `lphedge signals` (and the daemon's observe step) reads; docs/signals.md."""
 
-    underlyings: Annotated[list[NonEmpty], Field(min_length=1)] = ["ETH"]  # [] selects nothing: refused
+    underlyings: list[NonEmpty] = ["ETH"]
     funding_venues: list[Annotated[str, AfterValidator(_funding_venue)]] = list(DEFAULT_FUNDING_VENUES)
     api_urls: dict[str, str] = {}  # venue -> base URL override (loopback servers, proxies)
     timeout_s: Annotated[float, AfterValidator(_positive_finite)] = 10.0
@@ -288,6 +288,15 @@ class MarketSettings(_Section):
     books: list[Annotated[Book, AfterValidator(_book_venue)]] = []
     tvl_pools: list[TvlPool] = []
     _rpc_chain: ChainSettings | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _selects_something(self) -> MarketSettings:
+        """An empty selection is an error, never an empty answer with exit 0."""
+        if not self.underlyings and not (self.defillama_slugs or self.feeds or self.pools
+                                         or self.books or self.tvl_pools):
+            raise ValueError("underlyings is empty and no feeds, pools, books, tvl_pools or "
+                             "defillama_slugs are given: nothing to watch")
+        return self
 
     @property
     def rpc_chain(self) -> ChainSettings:

@@ -80,9 +80,19 @@ MAX_SIZE = Decimal(10) ** 9  # underlying units
 MAX_PRICE = 1e12  # USD per underlying
 TIME_MAX = 4_102_444_800  # 2100-01-01
 Time = Annotated[int, BeforeValidator(_time), Field(ge=0, le=TIME_MAX)]
-BigInt = Annotated[int, Field(ge=0, lt=2**256)]  # uint256 (fee growth)
-U128 = Annotated[int, Field(ge=0, lt=2**128)]  # liquidity, tokens owed
-U160 = Annotated[int, Field(ge=0, lt=2**160)]  # sqrt_price_x96
+
+
+def _uint(bits: int) -> AfterValidator:
+    def check(v: int) -> int:
+        if v >= 2**bits:
+            raise ValueError(f"must be below 2^{bits} (a uint{bits} on chain)")
+        return v
+    return AfterValidator(check)
+
+
+BigInt = Annotated[int, Field(ge=0), _uint(256)]  # fee growth
+U128 = Annotated[int, Field(ge=0), _uint(128)]  # liquidity, tokens owed
+U160 = Annotated[int, Field(ge=0), _uint(160)]  # sqrt_price_x96
 Address = Annotated[str, AfterValidator(_addr)]
 Price = Annotated[float, Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)]
 Usd = Annotated[Decimal, Field(ge=0, le=MAX_USD, allow_inf_nan=False)]

@@ -38,7 +38,7 @@ from policies.hedge import (
 )
 from policies.policy_file import Policy, PolicyError
 from policies.risk import fmt_usd, usd_to_cents
-from policies.state_file import StateError, parse_state
+from policies.state_file import MAX_USD, StateError, parse_state
 
 if TYPE_CHECKING:
     from bot.assemble import Assembled
@@ -73,6 +73,8 @@ def _fee_income_cents(text: str | None) -> int | None:
         raise UserError(f"--fee-income {text!r}: expected a USD amount, e.g. 60000") from None
     if not value.is_finite() or value < 0:
         raise UserError(f"--fee-income {text!r}: must be a finite amount >= 0")
+    if value > MAX_USD:  # the state file's bound: no 400-digit dollar figure
+        raise UserError(f"--fee-income {text!r}: more than ${MAX_USD:,} is not a fee income")
     return usd_to_cents(value, round_up=False)  # income rounds down: never a wider budget
 
 

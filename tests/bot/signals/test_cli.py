@@ -221,7 +221,7 @@ async def test_bad_config_is_one_line_on_stderr(tmp_path):
 ])
 def test_signals_bad_database_hides_its_password(tmp_path, url, shown):
     cfg = tmp_path / "db.toml"
-    cfg.write_text(f'[market]\nunderlyings = []\n[db]\nurl = "{url}"\n')
+    cfg.write_text(f'[market]\nunderlyings = ["ETH"]\nfunding_venues = []\nderibit = false\n[db]\nurl = "{url}"\n')
     err = invoke_error("signals", "--json", "--config", str(cfg))
     assert err.startswith(shown) and "hunter2" not in err and "\n" not in err, err
 
