@@ -61,14 +61,14 @@ def _connection(rpc_url: str | None) -> Any:
 
 
 def _safe(rpc_url: str | None, safe: str | None) -> Any:
-    from web3 import Web3
-
     from adapters.evm.safe import SafeAdapter
+    from policies.address import parse_address  # the one address parser (EIP-55)
 
-    conn = _connection(rpc_url)
     address = safe or _settings().owner
-    if not address or not Web3.is_address(address):
-        raise UserError(f"Safe address missing or malformed: {address!r} (pass --safe)")
+    if not address:
+        raise UserError("Safe address missing (pass --safe)")
+    address = parse_address(address, "--safe")  # before any network call
+    conn = _connection(rpc_url)
     chain = _settings().chain
     return SafeAdapter.from_connection(conn, address, max_block_age=chain.max_block_age,
                                        max_block_lag=chain.max_block_lag)
@@ -379,12 +379,12 @@ def roles_setup(
     from adapters.evm import roles as R
     from adapters.evm import safe as S
     from bot import preflight as P
+    from policies.address import parse_address  # the one address parser (EIP-55)
 
-    sa, store = _safe(rpc_url, safe), _store(db)
     for name, addr in (("--roles", roles), ("--bot", bot), ("--position-manager", position_manager),
                        ("--swap-router", swap_router), ("--multisend-call-only", multisend_call_only), *[("--token", t) for t in token]):
-        if not Web3.is_address(addr):
-            raise UserError(f"{name} {addr!r} is not an address")
+        parse_address(addr, name)  # before any network call
+    sa, store = _safe(rpc_url, safe), _store(db)
     if Web3.to_checksum_address(bot) in sa.owners():
         raise UserError(f"{bot} is an owner of the Safe; the bot's key must not be")
     try:

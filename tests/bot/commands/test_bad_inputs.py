@@ -141,6 +141,18 @@ def _positions(**over: str) -> list[str]:
     return ["positions", *[x for kv in opts.items() for x in kv]]
 
 
+WALLET = "0x" + "11" * 20
+
+
+def _roles(flag: str, value: str | None = None) -> list[str]:
+    """`roles setup` with every address well formed but ``flag``'s: refused before any RPC."""
+    opts = {"--rpc-url": "http://127.0.0.1:9", "--safe": GOOD, "--roles": NPM, "--bot": WALLET,
+            "--position-manager": NPM, "--swap-router": NPM, "--multisend-call-only": NPM,
+            "--token": GOOD}
+    opts[flag] = value if value is not None else typo(opts[flag] if opts[flag] != WALLET else GOOD)
+    return ["roles", "setup", *[x for kv in opts.items() for x in kv]]
+
+
 OPTION_CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("owner typo", _positions(**{"--owner": typo(GOOD)}), {}, "--owner"),
     ("owner short", _positions(**{"--owner": "0x1234"}), {}, "--owner"),
@@ -153,6 +165,12 @@ OPTION_CASES: list[tuple[str, list[str], dict[str, str], str]] = [
      {"LPHEDGE_OWNER": typo(GOOD)}, "OWNER"),
     ("position manager from env typo", ["positions", "--rpc-url", "http://127.0.0.1:9", "--owner", GOOD],
      {"LPHEDGE_POSITION_MANAGER": typo(NPM)}, "POSITION_MANAGER"),
+    *[(f"roles setup {flag} typo", _roles(flag), {}, flag)
+      for flag in ("--safe", "--roles", "--bot", "--position-manager", "--swap-router",
+                   "--multisend-call-only", "--token")],
+    ("roles setup --roles short", _roles("--roles", "0x1234"), {}, "--roles"),
+    ("policy verify --safe typo", ["policy", "verify", "policy.toml", "--rpc-url", "http://127.0.0.1:9",
+                                   "--safe", typo(GOOD)], {}, "--safe"),
     ("plan fee income 1e400", ["plan", "--policy", "p.toml", "--live", "--fee-income", "1e400"], {},
      "--fee-income"),
     ("plan fee income nan", ["plan", "--policy", "p.toml", "--live", "--fee-income", "nan"], {},
