@@ -272,6 +272,14 @@ class ChainConnection:
                                                  expected_chain_id=self.expected_chain_id))
         return self._w3
 
+    def endpoint_w3s(self) -> list[Web3]:
+        """One sync Web3 per URL (same timeout, throttle, chain-id check and scrubbing as
+        ``w3``, but no failover): for cross-checking what each endpoint says, where the
+        failover client would answer from whichever endpoint works."""
+        return [Web3(FailoverHTTPProvider([u], timeout=self.timeout, rate_limit=self.rate_limit,
+                                          expected_chain_id=self.expected_chain_id))
+                for u in self.urls]
+
     @property
     def provider(self) -> FailoverHTTPProvider:
         return cast(FailoverHTTPProvider, self.w3.provider)

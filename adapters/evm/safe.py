@@ -274,9 +274,7 @@ class SafeAdapter:
         # whichever works, so a forging or lagging endpoint is caught only by asking each.
         self._endpoints: list[Web3] = []
         if len(self.rpc_urls) > 1:
-            timeout = float(getattr(connection, "timeout", 10.0))
-            self._endpoints = [Web3(Web3.HTTPProvider(u, request_kwargs={"timeout": timeout}))
-                               for u in self.rpc_urls]
+            self._endpoints = connection.endpoint_w3s()
 
     @classmethod
     def from_connection(cls, connection: ChainConnection, address: str, *,
