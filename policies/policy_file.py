@@ -19,6 +19,7 @@ import itertools
 import json
 import math
 import tomllib
+import weakref
 from typing import Annotated, Any, Literal
 
 from eth_utils.crypto import keccak
@@ -563,9 +564,26 @@ def _check_finite(value: object) -> None:
             _check_finite(v)
 
 
+# id(policy) -> (weak reference, hash). A Policy is frozen (its fields cannot be reassigned,
+# nested models are frozen too), so its hash is computed once per object: the daemon and
+# the backtester call decide() every tick/hour with the same policy, and re-hashing the
+# canonical JSON was ~40% of decide()'s time. The weak reference guards against id reuse.
+_HASHES: dict[int, tuple[weakref.ref[Policy], bytes]] = {}
+
+
 def policy_hash(policy: Policy) -> bytes:
     """keccak256 of the canonical bytes: 32 bytes, what the Safe signs off."""
-    return bytes(keccak(canonical_bytes(policy)))
+    key = id(policy)
+    hit = _HASHES.get(key)
+    if hit is not None and hit[0]() is policy:
+        return hit[1]
+    digest = bytes(keccak(canonical_bytes(policy)))
+
+    def forget(_ref: weakref.ref[Policy]) -> None:
+        _HASHES.pop(key, None)
+
+    _HASHES[key] = (weakref.ref(policy, forget), digest)
+    return digest
 
 
 def policy_hash_hex(policy: Policy) -> str:
