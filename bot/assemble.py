@@ -67,18 +67,22 @@ def overrides_of(records: Sequence[Any]) -> tuple[Override, ...]:
 
 
 def read_past(engine: Any, chain_id: int, safe: str, now: int,
-              expected_income_cents: int | None = None
+              expected_income_cents: int | None = None, *, gate: Any
               ) -> tuple[HedgeBook, BudgetState, tuple[Override, ...]]:
     """What decide needs from the stores: the hedge book, the budget at ``now`` (the
     period's expected fee income given or stored; LookupError if unknown) and the
-    overrides in force."""
-    from bot.audit_store import AuditStore
+    overrides in force, through the governance gate (``bot.governance.OverrideGate``
+    built ``for_policy`` the approved policy in force): only overrides bound to that
+    policy and still signed by the pinned owners at a checked block reach decide."""
     from bot.book_store import BookStore
 
+    if (int(gate.safe.chain_id), str(gate.safe.address).lower()) != (int(chain_id), safe.lower()):
+        raise ValueError(f"override gate is for Safe {gate.safe.address} on chain "
+                         f"{gate.safe.chain_id}, not {safe} on chain {chain_id}")
     store = BookStore(engine, chain_id, safe)
     book = store.load_book()
     budget = store.budget_state(now, expected_income_cents)
-    overrides = overrides_of(AuditStore(engine).active_overrides(chain_id, safe, now))
+    overrides = overrides_of(gate.in_force(now))
     return book, budget, overrides
 
 

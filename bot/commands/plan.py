@@ -106,21 +106,24 @@ def _live(policy_path: Path, config: str | None, now: int | None,
 
         safe = SafeAdapter.from_connection(
             ChainConnection(chain.rpc_urls, chain_id=chain.chain_id, timeout=chain.timeout,
-                            rate_limit=chain.rate_limit), chain.owner)
+                            rate_limit=chain.rate_limit), chain.owner,
+            max_block_age=chain.max_block_age, max_block_lag=chain.max_block_lag)
     except LphedgeError:  # wrong chain (refused), RPC unreachable (transient): as they are
         raise
     except Exception as exc:
         raise UserError(f"Safe {chain.owner} on {redact_urls(url)}: "
                         f"{redact_urls(' '.join(str(exc).split()))[:200]}") from None
-    loaded = G.PolicyGate(safe, AuditStore(engine)).load(policy_path)
+    audit = AuditStore(engine)
+    loaded = G.PolicyGate(safe, audit).load(policy_path)
     if not loaded.from_file:
         typer.echo(f"warning: {loaded.warning}", err=True)
     policy = loaded.policy  # parsed once from the approved bytes
     at = now if now is not None else int(time.time())
     positions, market = asyncio.run(observe(live_config(settings, policy), at, engine))
     try:
-        book, budget, overrides = read_past(engine, positions.chain_id, safe.address, at,
-                                            fee_income_cents)
+        book, budget, overrides = read_past(
+            engine, positions.chain_id, safe.address, at, fee_income_cents,
+            gate=G.OverrideGate.for_policy(safe, audit, loaded))  # bound to this policy, re-signed
     except LookupError as exc:
         raise UserError(f"--live: {exc}: give --fee-income USD") from None
     assembled = assemble(positions, market, book=book, budget=budget, policy=policy,

@@ -135,12 +135,23 @@ def seed_stores(chain: DevChain, db: str, policy: Path, now: int) -> tuple[str, 
         engaged=(LayerEngagement("ETH", "intermediate", now - 3600),)))
     book.set_expected_income(period_key(now), 60_000_00)
     assert book.record_spend(now - 60, 1_000_00, "premium", "fill-1")
-    for nonce, kind, params, exp in ((0, "disable_hedging", "{}", now - 1),
-                                     (1, "pause_layer", '{"layer":"short"}', now + 3600)):
+    # applied through the gate, two owners signing, bound to the approved policy: one
+    # expired by ``now`` (applied earlier), one in force
+    gate = G.OverrideGate.for_policy(safe, store, G.PolicyGate(safe, store).load(policy))
+    for nonce, kind, params, exp, at in ((0, "disable_hedging", {}, now - 1, now - 7200),
+                                         (1, "pause_layer", {"layer": "short"}, now + 3600, now)):
+        p = G.propose_override(kind, params, f"test {kind}", safe.chain_id, safe.address, nonce,
+                               exp, gate.layers, policy_hash=gate.policy_hash)
+        gate.apply([json.loads(json.dumps(G.sign_override(p, o))) for o in owners[:2]], now=at)
+    # written past the gate: bound to no policy, and bound to this one but "signed" by a
+    # non-owner; neither may reach decide (the gate filters by policy and re-checks signers)
+    for nonce, kind, params, ph, signers in (
+            (2, "disable_hedging", "{}", "0x" + "00" * 32, owners[0].address),
+            (3, "disable_hedging", "{}", "0x" + gate.policy_hash.hex(), Account.create().address)):
         store.apply_override(OverrideRecord(
             override_hash=f"0x{nonce + 1:064x}", chain_id=safe.chain_id, safe=safe.address,
-            nonce=nonce, kind=kind, params=params, reason=f"test {kind}", expiry=exp,
-            signers="test"))
+            nonce=nonce, kind=kind, params=params, reason=f"forged {kind}", expiry=now + 3600,
+            signers=signers, policy_hash=ph, signatures="0x" + "11" * 65))
     engine.dispose()
     return safe.address, content
 
@@ -163,7 +174,10 @@ async def test_assemble_decide_dump_reload_same_decision(devchain: DevChain, tmp
         assert loaded.from_file
         cfg = live_config(load_settings(str(config)), loaded.policy)
         positions, market = await observe(cfg, now, engine)
-        book, budget, overrides = read_past(engine, positions.chain_id, safe, now)
+        sa = SafeAdapter(devchain.w3, safe, devchain.url)
+        book, budget, overrides = read_past(
+            engine, positions.chain_id, safe, now,
+            gate=G.OverrideGate.for_policy(sa, AuditStore(engine), loaded))
         a = assemble(positions, market, book=book, budget=budget, policy=loaded.policy,
                      overrides=overrides, now=now)
     finally:
@@ -180,6 +194,9 @@ async def test_assemble_decide_dump_reload_same_decision(devchain: DevChain, tmp
     assert a.observed.book == book and a.observed.budget.spent_session_cents == 1_000_00
     assert a.observed.budget.expected_fee_income_cents == 60_000_00
     assert [(x.nonce, x.kind, x.applied) for x in a.applied] == [(1, "pause_layer", True)]
+    assert [o.nonce for o in overrides] == [1]  # not the expired, unbound or forged ones
+    refused = [e.reason for e in AuditStore(engine).events(event="refusal")]
+    assert any("no longer in force" in r and "non-owner" in r for r in refused), refused
     assert "short" not in a.inputs.policy.layers and "short" in a.observed.policy.layers
     assert {r.underlying for r in a.inputs.regimes} == {"ETH"}
     assert a.inputs.regimes[0].level is not None
