@@ -100,6 +100,7 @@ class LiveConfig:
     position_manager: str
     db_url: str
     market: MarketConfig
+    rate_limit: int = 50  # the chain's requests/s per URL
 
 
 def live_config(settings: Any, policy: Policy) -> LiveConfig:
@@ -113,7 +114,8 @@ def live_config(settings: Any, policy: Policy) -> LiveConfig:
                                         perp_venues=perp)
     return LiveConfig(tuple(chain.rpc_urls), chain.chain_id, float(chain.timeout),
                       int(chain.multicall_chunk), chain.multicall_address, chain.owner,
-                      chain.position_manager, settings.sqlalchemy_url, market)
+                      chain.position_manager, settings.sqlalchemy_url, market,
+                      int(chain.rate_limit))
 
 
 async def observe(cfg: LiveConfig, now: int, engine: Any = None
@@ -132,7 +134,8 @@ async def observe(cfg: LiveConfig, now: int, engine: Any = None
         previous = market_store.load_levels(engine, now, STATE_MAX_AGE_S)
     async with PositionsObserver(cfg.rpc_urls, cfg.owner, cfg.position_manager, cfg.multicall,
                                  expected_chain_id=cfg.chain_id, timeout=cfg.timeout,
-                                 chunk_size=cfg.chunk_size) as positions, \
+                                 chunk_size=cfg.chunk_size, rate_limit=cfg.rate_limit
+                                 ) as positions, \
             MarketObserver(cfg.market, engine=engine) as market:
         pos, mkt = await asyncio.gather(positions.read(), market.read(now, previous))
     if engine is not None:

@@ -19,11 +19,13 @@ async def read_positions(
     expected_chain_id: int | None = None,
     timeout: float = 10.0,
     chunk_size: int = 500,
+    rate_limit: int = 50,
 ) -> tuple[int, list[PositionRow]]:
     """(chain id, rows) for every position of `owner`; ObserveError naming the field at fault."""
     async with PositionsObserver(
         rpc_urls, owner, position_manager, multicall,
         expected_chain_id=expected_chain_id, timeout=timeout, chunk_size=chunk_size,
+        rate_limit=rate_limit,  # the chain's requests/s per URL (settings)
     ) as observer:
         snapshot = await observer.read()
     return snapshot.chain_id, list(snapshot.positions)

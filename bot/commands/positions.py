@@ -117,6 +117,7 @@ def register(app: typer.Typer) -> None:
                     expected_chain_id=chain_id if chain_id is not None else settings.chain_id,
                     timeout=settings.rpc_timeout,
                     chunk_size=settings.multicall_chunk,
+                    rate_limit=settings.rpc_rate_limit,
                 )
             )
         except ObserveError as exc:
