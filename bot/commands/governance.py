@@ -100,7 +100,9 @@ def _store(db: str | None) -> Any:
     url = db or _settings().sqlalchemy_url
     try:
         return AuditStore(url)
-    except Exception as exc:  # bad URL or unreachable database; the URL may carry a password
+    except UserError:  # bot.db's own line: URL with the password hidden, and the reason
+        raise
+    except Exception as exc:  # anything else; the URL may carry a password
         from bot.store import safe_db_url
 
         raise UserError(
