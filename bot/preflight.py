@@ -339,3 +339,240 @@ def propose_safe_tx(
         store.record("proposal", "safe_tx", report.safe_tx_hash, adapter.chain_id, adapter.address,
                      actor=proposer.address, detail=report.to_json())
     return report
+
+
+# ------------------------------------------------------------- the Roles setup transaction
+@dataclass(frozen=True)
+class RolesSetup:
+    """What a Roles setup SafeTx must do, exactly: enable ``roles`` on the Safe and give
+    ``bot`` (and no one else) the bounded scope of the approved policy, whose Custom
+    condition is the OracleBoundCondition at ``scope.bounds.condition`` built with
+    ``factory``, ``feeds`` and ``max_oracle_age_s``."""
+
+    roles: str
+    bot: str
+    key: bytes
+    scope: Any  # permissions.BotScope, with bounds
+    factory: str
+    feeds: dict[str, str]
+    max_oracle_age_s: int
+
+    def calls(self, w3: Web3, safe: str) -> list[tuple[str, bytes]]:
+        """The batch the permission table produces (adapters/evm/permissions.py)."""
+        from adapters.evm import roles as R
+
+        return [safe_mod.enable_module_call(safe, self.roles),
+                *R.scope_calls(w3, self.roles, self.bot, self.key, self.scope)]
+
+
+def expected_setup_data(w3: Web3, calls: list[tuple[str, bytes]]) -> bytes:
+    """multiSend(bytes) calldata of ``calls`` as plain CALLs with value 0 (MultiSendCallOnly)."""
+    from safe_eth.safe.multi_send import MultiSendTx
+
+    packed = b"".join(bytes(MultiSendTx(MultiSendOperation.CALL, to_checksum_address(to), 0, data).encoded_data)
+                      for to, data in calls)
+    return bytes(HexBytes(get_multi_send_contract(w3).functions.multiSend(packed)._encode_transaction_data()))
+
+
+def check_setup_batch(w3: Web3, tx: SafeTx, safe: str, setup: RolesSetup, multisend_call_only: str) -> None:
+    """Refuse unless ``tx`` is, byte for byte, the batch the permission table produces: a
+    DELEGATECALL to MultiSendCallOnly, no value, no refund (gas price, token, receiver all
+    zero: a refund is ether out), and exactly the table's calls in order. Names are not
+    enough (issue 9, finding 4: assignRoles to a second member, allowFunction on WETH
+    transfer with delegatecall and ether passed a name check)."""
+    if setup.scope.bounds is None:
+        raise PreflightRefused("the scope is shape-only; the setup needs the approved policy's bounded [scope]")
+    if to_checksum_address(tx.to) != to_checksum_address(multisend_call_only) \
+            or tx.operation != SafeOperationEnum.DELEGATE_CALL.value:
+        raise PreflightRefused("the setup must be one DELEGATECALL to MultiSendCallOnly")
+    if tx.value or tx.gas_price or int(tx.gas_token, 16) or int(tx.refund_receiver, 16) \
+            or tx.safe_tx_gas or tx.base_gas:
+        raise PreflightRefused("the setup must send no ether and pay no refund "
+                               "(value, safeTxGas, baseGas, gasPrice, gasToken, refundReceiver all 0)")
+    want = setup.calls(w3, safe)
+    if bytes(tx.data) == expected_setup_data(w3, want):
+        return
+    try:
+        got = MultiSend.from_transaction_data(bytes(tx.data))
+    except Exception:  # eth_abi's DecodingError family on a hostile payload
+        got = []
+    for i, item in enumerate(got):
+        if i >= len(want):
+            raise PreflightRefused(f"setup call {i} is not in the permission table's batch "
+                                   f"({len(got)} calls, the table has {len(want)})")
+        to, data = want[i]
+        if (item.operation, to_checksum_address(item.to), item.value, bytes(item.data)) \
+                != (MultiSendOperation.CALL, to_checksum_address(to), 0, data):
+            raise PreflightRefused(f"setup call {i} differs from the permission table's batch "
+                                   f"(to {item.to}, operation {item.operation.value}, value {item.value}, "
+                                   f"data 0x{bytes(item.data)[:4].hex()}...)")
+    raise PreflightRefused(f"the setup batch differs from the permission table's ({len(got)} calls decoded, "
+                           f"the table has {len(want)})")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A call the bot must not be able to make once the setup is in place."""
+
+    label: str
+    to: str
+    data: bytes
+    value: int = 0
+    operation: int = 0
+    direct: bool = False  # from the bot straight to ``to``, not through its role
+
+
+def forbidden_probes(safe: str, setup: RolesSetup, attacker: str) -> list[Probe]:
+    """The fixed list of issue 9 (deliverable 5): transfer out, another recipient, another
+    spender, delegatecall, ether, self-role changes, new members, a non-listed pool."""
+    from safe_eth.eth.contracts import get_safe_V1_4_1_contract
+
+    from adapters.evm import roles as R
+
+    w3 = Web3()
+    sc, b = setup.scope, setup.scope.bounds
+    bot, attacker, safe = to_checksum_address(setup.bot), to_checksum_address(attacker), to_checksum_address(safe)
+    erc20 = R.ERC20_APPROVE_ABI
+    router = w3.eth.contract(address=to_checksum_address(sc.swap_router), abi=R.uniswap_abi("SwapRouter"))
+    npm = w3.eth.contract(address=to_checksum_address(sc.position_manager),
+                          abi=R.uniswap_abi("NonfungiblePositionManager"))
+    roles = w3.eth.contract(address=to_checksum_address(setup.roles), abi=R.roles_artifacts()["Roles"]["abi"])
+    safe_c = get_safe_V1_4_1_contract(w3, safe)
+
+    def enc(fn: Any) -> bytes:
+        return bytes(HexBytes(fn._encode_transaction_data()))
+
+    tokens = [to_checksum_address(t) for t in sc.tokens] or [to_checksum_address(b.routes[0][0])]
+    if b.routes:
+        t_in, t_out, fee = b.routes[0]
+    else:
+        t_in, t_out, fee = tokens[0], tokens[-1], 500
+    listed = {(to_checksum_address(x), to_checksum_address(y), f) for x, y, f in b.routes}
+    other_fee = next(f for f in (100, 500, 3000, 10000, 2500, 200) if (t_in, t_out, f) not in listed)
+
+    def swap(recipient: str, fee_: int) -> bytes:
+        return enc(router.functions.exactInputSingle((t_in, t_out, fee_, recipient, 2**40, 1, 2**128, 0)))
+
+    out: list[Probe] = []
+    for t in tokens:
+        tok = w3.eth.contract(address=t, abi=erc20)
+        out.append(Probe(f"transfer {t} out", t, enc(tok.functions.transfer(attacker, 1))))
+        out.append(Probe(f"approve {t} to another spender", t, enc(tok.functions.approve(attacker, 1))))
+    out += [
+        Probe("swap to another recipient", router.address, swap(attacker, fee)),
+        Probe(f"swap in a non-listed pool (fee {other_fee})", router.address, swap(safe, other_fee)),
+        Probe("collect to another recipient", npm.address,
+              enc(npm.functions.collect((1, attacker, 2**128 - 1, 2**128 - 1)))),
+        Probe("delegatecall", tokens[0], enc(w3.eth.contract(address=tokens[0], abi=erc20)
+                                              .functions.approve(router.address, 0)), operation=1),
+        Probe("ether out", attacker, b"", value=1),
+        Probe("ether with an allowed call", tokens[0], enc(w3.eth.contract(address=tokens[0], abi=erc20)
+                                                            .functions.approve(router.address, 0)), value=1),
+        Probe("self-role change through the role", roles.address,
+              enc(roles.functions.scopeTarget(setup.key, attacker))),
+        Probe("new member through the role", roles.address,
+              enc(roles.functions.assignRoles(attacker, [setup.key], [True]))),
+        Probe("new member, bot as caller", roles.address,
+              enc(roles.functions.assignRoles(attacker, [setup.key], [True])), direct=True),
+        Probe("self-role change, bot as caller", roles.address,
+              enc(roles.functions.allowTarget(setup.key, tokens[0], 3)), direct=True),
+        Probe("Safe owner change through the role", safe, enc(safe_c.functions.addOwnerWithThreshold(bot, 1))),
+        Probe("Safe module change through the role", safe, enc(safe_c.functions.enableModule(attacker))),
+    ]
+    return out
+
+
+def run_probes(fork_w3: Web3, setup: RolesSetup, probes: Iterable[Probe]) -> list[str]:
+    """eth_call each probe from the bot on the fork (where the setup was executed); returns
+    the labels of those that did NOT revert (each must). Calls through the role must be
+    refused by Roles itself (a Roles error), not by some later failure."""
+    from web3.exceptions import ContractCustomError, ContractLogicError
+
+    from adapters.evm import roles as R
+
+    roles = fork_w3.eth.contract(address=to_checksum_address(setup.roles), abi=R.roles_artifacts()["Roles"]["abi"])
+    bot = to_checksum_address(setup.bot)
+    passed = []
+    for p in probes:
+        if p.direct:
+            tx: dict[str, Any] = {"from": bot, "to": to_checksum_address(p.to), "data": HexBytes(p.data)}
+        else:
+            fn = roles.functions.execTransactionWithRole(to_checksum_address(p.to), p.value, p.data, p.operation,
+                                                         setup.key, True)
+            tx = {"from": bot, "to": roles.address, "data": HexBytes(fn._encode_transaction_data())}
+        try:
+            fork_w3.eth.call(tx)  # type: ignore[arg-type]
+        except (ContractCustomError, ContractLogicError) as exc:
+            raw = exc.data if isinstance(exc.data, str) else ""
+            name = R.decode_roles_revert(bytes.fromhex(raw[2:])) if raw.startswith("0x") else None
+            # ModuleTransactionFailed: Roles let the call through and the Safe's call failed
+            # (e.g. no balance to move): the permission is there, so it counts as passed
+            if p.direct or (name is not None and name != "ModuleTransactionFailed"):
+                continue
+            passed.append(f"{p.label} (reverted, but not by Roles: {R.decode_roles_error(fork_w3, exc)})")
+            continue
+        passed.append(p.label)
+    return passed
+
+
+def setup_fork_simulator(fork_url: str, safe: str, setup: RolesSetup,
+                         attacker: str = "0x000000000000000000000000000000000000dEaD") -> Callable[[SafeTx], SimulationResult]:
+    """Simulate the setup on the fork, then, on that state, try every forbidden call of
+    ``forbidden_probes`` with the bot's address: the simulation fails unless each reverts.
+    The fork is reverted afterwards."""
+
+    def run(tx: SafeTx) -> SimulationResult:
+        from adapters.evm.chain import ChainConnection
+
+        fork = ChainConnection([fork_url], timeout=60)
+        snap = fork.rpc("evm_snapshot")
+        try:
+            sim = safe_mod.simulate_on_fork(fork.w3, safe, tx)
+            if not sim.success:
+                return sim
+            passed = run_probes(fork.w3, setup, forbidden_probes(safe, setup, attacker))
+            if passed:
+                return replace(sim, success=False,
+                               reason="after the setup the bot could still: " + "; ".join(passed))
+            return sim
+        finally:
+            fork.rpc("evm_revert", [snap])
+            fork.close()
+
+    return run
+
+
+def preflight_roles_setup(
+    adapter: SafeAdapter,
+    tx: SafeTx,
+    setup: RolesSetup,
+    *,
+    multisend_call_only: str,
+    fork_url: str | None,
+    store: AuditStore | None = None,
+) -> PreflightReport:
+    """The pre-flight of the Roles setup SafeTx: the condition contract is OracleBoundCondition
+    with the policy's settings (verify_oracle_condition), the batch equals byte for byte the
+    one the permission table produces, then the generic checks and a fork simulation after
+    which every forbidden call must revert."""
+    from adapters.evm import roles as R
+
+    def refuse(reason: str) -> NoReturn:
+        if store is not None:
+            store.record("refusal", "roles", bytes(tx.safe_tx_hash), adapter.chain_id, adapter.address, reason=reason)
+        raise PreflightRefused(reason)
+
+    try:
+        if setup.scope.bounds is None:
+            raise PreflightRefused("the scope is shape-only; the setup needs the approved policy's bounded [scope]")
+        R.verify_oracle_condition(adapter.w3, setup.scope.bounds.condition,
+                                  position_manager=setup.scope.position_manager, factory=setup.factory,
+                                  max_oracle_age_s=setup.max_oracle_age_s, feeds=setup.feeds)
+        check_setup_batch(adapter.w3, tx, adapter.address, setup, multisend_call_only)
+    except (PreflightRefused, R.RolesError) as exc:
+        refuse(str(exc))
+    return preflight_safe_tx(
+        adapter, tx, roles_setup_allowlist(adapter.address, setup.roles), multisend_call_only=multisend_call_only,
+        simulate=None if fork_url is None else setup_fork_simulator(fork_url, adapter.address, setup),
+        expected_module_changes=[setup.roles], store=store,
+    )
