@@ -365,7 +365,11 @@ def roles_setup(
     position_manager: Annotated[str, typer.Option("--position-manager")],
     swap_router: Annotated[str, typer.Option("--swap-router")],
     multisend_call_only: Annotated[str, typer.Option("--multisend-call-only")],
-    token: Annotated[list[str], typer.Option("--token", help="ERC20 the bot may approve to NPM/router; repeatable")],
+    factory: Annotated[str, typer.Option("--factory", help="the Uniswap v3 factory (the oracle condition checks pools against it)")],
+    token: Annotated[list[str] | None, typer.Option("--token", help="ERC20 the bot may approve to NPM/router; repeatable (default: the [scope] limits' tokens)")] = None,
+    condition: Annotated[str | None, typer.Option("--condition", help="a deployed OracleBoundCondition (verified); default: deploy one with --key-file/--key-env")] = None,
+    key_file: KeyFileOpt = None,
+    key_env: KeyEnvOpt = None,
     role: Annotated[str, typer.Option("--role", help="role name (bytes32)")] = "lphedge-bot",
     fork_url: Annotated[str | None, typer.Option("--fork-url", help="anvil fork to simulate on (default: start one)")] = None,
     out: OutOpt = None,
@@ -373,8 +377,10 @@ def roles_setup(
     safe: SafeOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Produce the SafeTx (enableModule + role scope, one MultiSendCallOnly batch) for the
-    owners to sign, after the pre-flight checks and a simulation on a fork."""
+    """Produce the SafeTx (enableModule + the bounded role scope of the approved policy's
+    [scope], one MultiSendCallOnly batch) for the owners to sign, after the pre-flight: the
+    oracle condition verified, the batch equal byte for byte to the permission table's, a
+    fork simulation after which every forbidden call of the bot reverts."""
     from web3 import Web3
 
     from adapters.anvil import Anvil, AnvilError
@@ -382,28 +388,45 @@ def roles_setup(
     from adapters.evm import safe as S
     from bot import preflight as P
     from policies.address import parse_address  # the one address parser (EIP-55)
+    from policies.policy_file import Scope
 
     for name, addr in (("--roles", roles), ("--bot", bot), ("--position-manager", position_manager),
-                       ("--swap-router", swap_router), ("--multisend-call-only", multisend_call_only), *[("--token", t) for t in token]):
+                       ("--swap-router", swap_router), ("--multisend-call-only", multisend_call_only),
+                       ("--factory", factory), *[("--token", t) for t in token or []],
+                       *([("--condition", condition)] if condition else [])):
         parse_address(addr, name)  # before any network call
+    if condition is None and key_file is None and key_env is None:
+        if safe:
+            parse_address(safe, "--safe")  # a bad --safe is named first
+        raise UserError("give --condition (a deployed OracleBoundCondition) or --key-file/--key-env to deploy one")
     sa, store = _safe(rpc_url, safe), _store(db)
     if Web3.to_checksum_address(bot) in sa.owners():
         raise UserError(f"{bot} is an owner of the Safe; the bot's key must not be")
+    loaded = _in_force(sa, store)
+    if loaded is None:
+        raise UserError("no approved policy in force: the bot's scope comes from its [scope] section "
+                        "(`lphedge policy verify POLICY SIGNATURES...` first)")
+    pscope = loaded.policy.scope
+    if pscope == Scope():
+        raise UserError("the approved policy in force has no [scope] section: the bot's value bounds come from it")
+    tokens = tuple(token) if token else tuple(Web3.to_checksum_address(t.token) for t in pscope.limits)
+    if not tokens:
+        raise UserError("no token: pass --token or list [scope] limits in the policy")
+    feeds: dict[str, str] = {Web3.to_checksum_address(t): Web3.to_checksum_address(f) for t, f in pscope.oracles.items()}
     try:
-        scope = R.BotScope(position_manager, swap_router, tuple(token))
-        key = R.role_key(role)
-        calls = [S.enable_module_call(sa.address, roles), *R.scope_calls(sa.w3, roles, bot, key, scope)]
-        tx = S.multisend_call_only_tx(sa, multisend_call_only, calls)
+        deployer = "" if condition else load_key(key_file, key_env).key.hex()
+        scope = R.bounded_scope(sa.w3, deployer, position_manager=position_manager, swap_router=swap_router,
+                                factory=factory, tokens=tokens, policy_scope=pscope, condition=condition)
+        setup = P.RolesSetup(Web3.to_checksum_address(roles), Web3.to_checksum_address(bot), R.role_key(role),
+                             scope, Web3.to_checksum_address(factory), feeds, pscope.max_oracle_age_seconds)
+        tx = S.multisend_call_only_tx(sa, multisend_call_only, setup.calls(sa.w3, sa.address))
         fork = None
         if fork_url is None:
             fork = Anvil(fork_url=sa.rpc_urls[0], fork_fallbacks=tuple(sa.rpc_urls[1:]), chain_id=sa.chain_id,
                          code_size_limit=True).start()
         try:
-            report = P.preflight_safe_tx(
-                sa, tx, P.roles_setup_allowlist(sa.address, roles), multisend_call_only=multisend_call_only,
-                simulate=P.fork_simulator(fork_url or (fork.url if fork else ""), sa.address),
-                expected_module_changes=[roles], store=store,
-            )
+            report = P.preflight_roles_setup(sa, tx, setup, multisend_call_only=multisend_call_only,
+                                             fork_url=fork_url or (fork.url if fork else None), store=store)
         finally:
             if fork is not None:
                 fork.stop()
@@ -413,11 +436,13 @@ def roles_setup(
         # keep the branch: anvil missing is InvalidInput, anvil failing is Transient
         cls = Transient if isinstance(exc, Transient) else UserError
         raise cls(f"fork simulation unavailable: {redact_urls(str(exc))}") from None
+    assert scope.bounds is not None  # bounded_scope always binds bounds
     store.record("proposal", "roles", report.safe_tx_hash, sa.chain_id, sa.address, detail=report.to_json())
     _emit({
         "safe": sa.address, "chain_id": sa.chain_id, "nonce": tx.safe_nonce,
         "to": tx.to, "value": tx.value, "data": "0x" + bytes(tx.data).hex(), "operation": tx.operation,
-        "typed_data": S.safe_tx_typed_data(tx), **report.to_json(),
+        "typed_data": S.safe_tx_typed_data(tx), "condition": scope.bounds.condition,
+        "policy_hash": "0x" + loaded.policy_hash.hex(), **report.to_json(),
     }, out)
 
 

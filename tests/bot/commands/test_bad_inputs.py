@@ -148,7 +148,7 @@ def _roles(flag: str, value: str | None = None) -> list[str]:
     """`roles setup` with every address well formed but ``flag``'s: refused before any RPC."""
     opts = {"--rpc-url": "http://127.0.0.1:9", "--safe": GOOD, "--roles": NPM, "--bot": WALLET,
             "--position-manager": NPM, "--swap-router": NPM, "--multisend-call-only": NPM,
-            "--token": GOOD}
+            "--factory": NPM, "--token": GOOD}
     opts[flag] = value if value is not None else typo(opts[flag] if opts[flag] != WALLET else GOOD)
     return ["roles", "setup", *[x for kv in opts.items() for x in kv]]
 
@@ -167,7 +167,7 @@ OPTION_CASES: list[tuple[str, list[str], dict[str, str], str]] = [
      {"LPHEDGE_POSITION_MANAGER": typo(NPM)}, "POSITION_MANAGER"),
     *[(f"roles setup {flag} typo", _roles(flag), {}, flag)
       for flag in ("--safe", "--roles", "--bot", "--position-manager", "--swap-router",
-                   "--multisend-call-only", "--token")],
+                   "--multisend-call-only", "--factory", "--token")],
     ("roles setup --roles short", _roles("--roles", "0x1234"), {}, "--roles"),
     ("policy verify --safe typo", ["policy", "verify", "policy.toml", "--rpc-url", "http://127.0.0.1:9",
                                    "--safe", typo(GOOD)], {}, "--safe"),

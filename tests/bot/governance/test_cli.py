@@ -15,7 +15,8 @@ from adapters.evm import safe as S
 from bot import governance as G
 from bot.cli import main
 from bot.devchain import DevChain
-from tests.bot.governance.conftest import RolesEnv, refresh_fork
+from tests.bot.governance.conftest import POLICY_TEXT, RolesEnv, pins_of, refresh_fork
+from tests.bot.governance.test_setup_preflight import deploy_feeds, scope_section
 
 pytestmark = pytest.mark.xdist_group("governance")
 
@@ -155,13 +156,24 @@ def test_roles_deploy_and_setup_cli(cli: Cli, gov_chain: DevChain, safe: S.SafeA
     assert code == 0, err
     new_roles = json.loads(out)["roles"]
     _no_keys(gov_chain, out, err)
-    refresh_fork(gov_fork, gov_chain.url)
     a = gov_chain.addresses
     args = ["roles", "setup", "--roles", new_roles, "--bot", roles_env.bot.address,
             "--position-manager", a["position_manager"], "--swap-router", a["swap_router"],
-            "--multisend-call-only", a["multisend_call_only"], "--fork-url", gov_fork.url]
-    for t in gov_chain.tokens.values():
-        args += ["--token", t.address]
+            "--multisend-call-only", a["multisend_call_only"], "--factory", a["factory"],
+            "--key-env", "DEPLOYER_KEY", "--fork-url", gov_fork.url]
+    code, _, err = cli(*args)  # the scope comes from the approved policy's [scope]: none yet
+    assert code == 2 and "no approved policy in force" in err and err.count("\n") == 1
+    pol = tmp_path / "policy.toml"  # an approved policy with a [scope] section (issue 9)
+    pol.write_text(POLICY_TEXT.format(tighten="false", pool=gov_chain.pools["WETH/USDC/500"], pins=pins_of(gov_chain))
+                   + scope_section(gov_chain, deploy_feeds(gov_chain)))
+    for i, k in enumerate(gov_chain.owner_keys[:2]):
+        (tmp_path / f"o{i}.key").write_text(k)
+        code, _, err = cli("policy", "approve", str(pol), "--key-file", str(tmp_path / f"o{i}.key"),
+                           "--out", str(tmp_path / f"s{i}.json"), db=False)
+        assert code == 0, err
+    code, _, err = cli("policy", "verify", str(pol), str(tmp_path / "s0.json"), str(tmp_path / "s1.json"))
+    assert code == 0, err
+    refresh_fork(gov_fork, gov_chain.url)
     code, out, err = cli(*args)
     assert code == 0, err
     doc = json.loads(out)
@@ -170,6 +182,17 @@ def test_roles_deploy_and_setup_cli(cli: Cli, gov_chain: DevChain, safe: S.SafeA
     assert doc["operation"] == 1 and doc["to"] == a["multisend_call_only"]
     assert doc["simulation"]["success"] and doc["calls"][0].startswith(f"CALL {safe.address}.enableModule")
     assert new_roles in doc["invariants_after"]["modules"] and new_roles not in safe.invariants().modules
+    assert any(".setAllowance(" in c for c in doc["calls"])  # the bounded table: allowances, conditions
+    cond = doc["condition"]  # deployed by setup, verified by its pre-flight; reused as is
+    args[args.index("--key-env"):args.index("--key-env") + 2] = ["--condition", cond]
+    refresh_fork(gov_fork, gov_chain.url)
+    code, out2, err = cli(*args)
+    assert code == 0, err
+    assert json.loads(out2)["data"] == doc["data"]
+    args[args.index("--condition") + 1] = new_roles  # not an OracleBoundCondition
+    code, _, err = cli(*args)
+    assert code == 2 and "is not OracleBoundCondition" in err and err.count("\n") == 1
+    args[args.index("--condition") + 1] = cond
     owner: LocalAccount = __import__("eth_account").Account.from_key(gov_chain.owner_keys[0])
     args[args.index("--bot") + 1] = owner.address
     code, _, err = cli(*args)
