@@ -199,6 +199,25 @@ def test_roles_deploy_and_setup_cli(cli: Cli, gov_chain: DevChain, safe: S.SafeA
     assert code == 2 and "is an owner of the Safe" in err
 
 
+def test_roles_setup_refuses_an_approved_policy_without_scope(cli: Cli, keys: list[Path], gov_chain: DevChain,
+                                                              policy_text: str, tmp_path: Path) -> None:
+    """The bot's scope comes only from the approved policy's [scope]: none, no setup."""
+    pol = tmp_path / "policy.toml"
+    pol.write_text(policy_text)  # approved, but no [scope] section
+    for i in (0, 1):
+        code, _, err = cli("policy", "approve", str(pol), "--key-file", str(keys[i]),
+                           "--out", str(tmp_path / f"s{i}.json"), db=False)
+        assert code == 0, err
+    code, _, err = cli("policy", "verify", str(pol), str(tmp_path / "s0.json"), str(tmp_path / "s1.json"))
+    assert code == 0, err
+    a = gov_chain.addresses
+    code, out, err = cli("roles", "setup", "--roles", a["safe"], "--bot", "0x" + "b0" * 20,
+                         "--position-manager", a["position_manager"], "--swap-router", a["swap_router"],
+                         "--multisend-call-only", a["multisend_call_only"], "--factory", a["factory"],
+                         "--condition", a["safe"])
+    assert code == 2 and out == "" and err.count("\n") == 1 and "has no [scope] section" in err, err
+
+
 def test_bad_database_url_is_one_line_without_password(cli: Cli, gov_chain: DevChain) -> None:
     # bot.db's own line: the URL with its password hidden, and the reason, not just a class name
     for url, reason in (("not a url at all", "Could not parse SQLAlchemy URL"),
