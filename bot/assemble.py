@@ -128,10 +128,10 @@ async def observe(cfg: LiveConfig, now: int, engine: Any = None
 
     previous: dict[str, Any] = {}
     if engine is not None:
-        from bot import market_store
         from bot.market_signals import STATE_MAX_AGE_S
+        from bot.market_store import MarketStore
 
-        previous = market_store.load_levels(engine, now, STATE_MAX_AGE_S)
+        previous = MarketStore(engine).load_levels(now, STATE_MAX_AGE_S)
     async with PositionsObserver(cfg.rpc_urls, cfg.owner, cfg.position_manager, cfg.multicall,
                                  expected_chain_id=cfg.chain_id, timeout=cfg.timeout,
                                  chunk_size=cfg.chunk_size, rate_limit=cfg.rate_limit
@@ -139,7 +139,7 @@ async def observe(cfg: LiveConfig, now: int, engine: Any = None
             MarketObserver(cfg.market, engine=engine) as market:
         pos, mkt = await asyncio.gather(positions.read(), market.read(now, previous))
     if engine is not None:
-        from bot import market_store
+        from bot.market_store import MarketStore
 
-        market_store.save_levels(engine, mkt.levels(), now)
+        MarketStore(engine).save_levels(mkt.levels(), now)
     return pos, mkt

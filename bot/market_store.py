@@ -16,8 +16,7 @@ from bot.db import open_engine, session_scope
 from bot.db.models import SignalState, TvlSample
 from policies.types import Level
 
-__all__ = ["MarketStore", "SignalState", "TvlSample", "load_levels", "record_tvl",
-           "save_levels", "tvl_series"]
+__all__ = ["MarketStore", "SignalState", "TvlSample"]
 
 
 class MarketStore:
@@ -65,21 +64,3 @@ class MarketStore:
                 out[r.key] = None if r.level is None or expired else Level(r.level)
             return out
 
-
-# The same repository called with the engine first, for callers written before the class
-# (the market observer); one implementation, above.
-def record_tvl(engine: Engine, key: str, ts: int, tvl_usd: float, source: str) -> bool:
-    return MarketStore(engine).record_tvl(key, ts, tvl_usd, source)
-
-
-def tvl_series(engine: Engine, key: str, since: int) -> list[tuple[int, float]]:
-    return MarketStore(engine).tvl_series(key, since)
-
-
-def save_levels(engine: Engine, levels: dict[str, Level | None], ts: int) -> None:
-    MarketStore(engine).save_levels(levels, ts)
-
-
-def load_levels(engine: Engine, now: int | None = None,
-                max_age_s: int | None = None) -> dict[str, Level | None]:
-    return MarketStore(engine).load_levels(now, max_age_s)

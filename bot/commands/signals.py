@@ -137,12 +137,12 @@ def register(app: typer.Typer) -> None:
         engine = None
         previous: dict[str, Level | None] = {}
         if not no_state:
-            from bot import market_store
             from bot.db import open_engine
+            from bot.market_store import MarketStore
 
             try:
                 engine = open_engine(db_url)
-                previous = market_store.load_levels(engine, at, STATE_MAX_AGE_S)
+                previous = MarketStore(engine).load_levels(at, STATE_MAX_AGE_S)
             except UserError:  # open_engine's one line already names the (safe) URL
                 raise
             except Exception as exc:
@@ -150,9 +150,9 @@ def register(app: typer.Typer) -> None:
                                 f"{' '.join(str(exc).split())[:200]}") from None
         snapshot = asyncio.run(collect(cfg, at, previous, engine))
         if engine is not None:
-            from bot import market_store
+            from bot.market_store import MarketStore
 
-            market_store.save_levels(engine, snapshot.levels(), at)
+            MarketStore(engine).save_levels(snapshot.levels(), at)
         out = render(snapshot.as_result())
         if json_out:
             sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")

@@ -520,10 +520,11 @@ class MarketObserver:
                 out.append(_obs(SignalReading(S.TVL_DROP, None, f"{label}: no store (--no-state) "
                                               "for TVL history", {"subject": key}), r.as_of))
                 continue
-            from bot import market_store
+            from bot.market_store import MarketStore
 
-            market_store.record_tvl(self.engine, key, r.as_of, r.value, r.source)
-            series = market_store.tvl_series(self.engine, key, r.as_of - 7 * 86400)
+            store = MarketStore(self.engine)
+            store.record_tvl(key, r.as_of, r.value, r.source)
+            series = store.tvl_series(key, r.as_of - 7 * 86400)
             # samples are stamped by the chain's clock: judge them at the latest block's time
             sig = _about(S.tvl_drop(series, r.as_of, prev.get(f"{key}:{S.TVL_DROP}")), key)
             out.append(_obs(sig, r.as_of))

@@ -15,8 +15,8 @@ from adapters.anvil import PROJECT_ROOT
 from adapters.market.base import Reading
 from adapters.market.stables import ChainlinkFeed, UniswapStablePool, pool_price, to_peg_quote
 from adapters.market.tvl import PoolTvl
-from bot import market_store
 from bot.db import open_engine
+from bot.market_store import MarketStore
 from policies import signals as S
 from policies.types import Level
 from tests.support.solc import compile_contract
@@ -214,7 +214,7 @@ async def test_pool_tvl_exact_and_48h_drop_in_store(sigchain, stable_pool):
     key = "tvl:sUSDC/sUSDT/500"
     for _ in range(30):
         r = await tvl.read(p0, p1)
-        market_store.record_tvl(engine, key, r.as_of, r.value, r.source)
+        MarketStore(engine).record_tvl(key, r.as_of, r.value, r.source)
         advance(sigchain, 3600)
     before = r.value
     npm = sigchain.contract("NonfungiblePositionManager", sigchain.addresses["position_manager"])
@@ -224,14 +224,14 @@ async def test_pool_tvl_exact_and_48h_drop_in_store(sigchain, stable_pool):
     sigchain.transact(npm.functions.decreaseLiquidity((token_id, liq, 0, 0, 2**63)))
     sigchain.transact(npm.functions.collect((token_id, me, 2**128 - 1, 2**128 - 1)))
     r = await tvl.read(p0, p1)
-    market_store.record_tvl(engine, key, r.as_of, r.value, r.source)
-    series = market_store.tvl_series(engine, key, r.as_of - 48 * 3600)
+    MarketStore(engine).record_tvl(key, r.as_of, r.value, r.source)
+    series = MarketStore(engine).tvl_series(key, r.as_of - 48 * 3600)
     assert len(series) == 31 and series[-1] == (r.as_of, r.value)
     drop = S.tvl_drop(series, r.as_of)
     assert drop.evidence["drop"] == pytest.approx((before - r.value) / before)
     assert drop.level is Level.CRISIS, drop.reason  # the wide position held > 30%
     # the same sample twice is stored once
-    assert market_store.record_tvl(engine, key, r.as_of, r.value, r.source) is False
+    assert MarketStore(engine).record_tvl(key, r.as_of, r.value, r.source) is False
 
 
 class RacingProvider(AsyncHTTPProvider):

@@ -144,9 +144,9 @@ async def test_signals_json_end_to_end(tmp_path, sigchain):
     # two crisis signals (funding, term structure): the tie goes to the later name
     assert eth["reason"].startswith("term_structure crisis: backwardation")
     # hysteresis state was stored and is read back on the next run
-    from bot import market_store
     from bot.db import open_engine
-    levels = market_store.load_levels(open_engine(f"sqlite:///{tmp_path}/state.db"))
+    from bot.market_store import MarketStore
+    levels = MarketStore(open_engine(f"sqlite:///{tmp_path}/state.db")).load_levels()
     assert levels["ETH:funding"].name == "CRISIS" and levels["USDC:depeg"].name == "ELEVATED"
 
 
@@ -403,12 +403,12 @@ tvl_pools = [{{label = "tUSDC/tUSDT/500", address = "{pool}", feed0 = "{feeds[0]
 
     first = await tvl_signal()
     # and the signal itself: not enough history yet -> unknown with the reason
-    from bot import market_store
     from bot.db import open_engine
+    from bot.market_store import MarketStore
     from policies import signals as S
 
     engine = open_engine(f"sqlite:///{tmp_path / 'state.db'}")
-    series = market_store.tvl_series(engine, "tvl:tUSDC/tUSDT/500", 0)
+    series = MarketStore(engine).tvl_series("tvl:tUSDC/tUSDT/500", 0)
     assert series == [(first["as_of"], first["value"])]
     assert first["signal"]["level"] == "unknown"
     assert "history covers 0.0h, need 24h" in first["signal"]["reason"]
@@ -424,11 +424,11 @@ tvl_pools = [{{label = "tUSDC/tUSDT/500", address = "{pool}", feed0 = "{feeds[0]
     assert second["as_of"] - first["as_of"] >= 25 * 3600
     drop = (first["value"] - second["value"]) / first["value"]
     assert drop == pytest.approx(0.6, abs=0.01)
-    series = market_store.tvl_series(engine, "tvl:tUSDC/tUSDT/500", 0)
+    series = MarketStore(engine).tvl_series("tvl:tUSDC/tUSDT/500", 0)
     assert len(series) == 2
     reading = S.tvl_drop(series, second["as_of"])
     assert reading.level.name == "CRISIS" and reading.evidence["drop"] == pytest.approx(drop)
     assert second["signal"]["level"] == "crisis"
     assert second["signal"]["evidence"]["drop"] == pytest.approx(drop)
-    levels = market_store.load_levels(engine)
+    levels = MarketStore(engine).load_levels()
     assert levels["tvl:tUSDC/tUSDT/500:tvl_drop"].name == "CRISIS"

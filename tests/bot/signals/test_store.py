@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot import market_store
 from bot.db import open_engine
+from bot.market_store import MarketStore
 from policies import signals as S
 from policies.types import Level
 
@@ -12,16 +12,16 @@ T = 1_700_000_000
 
 def test_unknown_run_keeps_the_last_known_level_for_a_day():
     engine = open_engine("sqlite://")
-    market_store.save_levels(engine, {"ETH:funding": Level.CRISIS, "ETH:depeg": None}, T)
-    market_store.save_levels(engine, {"ETH:funding": None}, T + 600)  # venue hiccup
-    assert market_store.load_levels(engine) == {"ETH:funding": Level.CRISIS,
+    MarketStore(engine).save_levels({"ETH:funding": Level.CRISIS, "ETH:depeg": None}, T)
+    MarketStore(engine).save_levels({"ETH:funding": None}, T + 600)  # venue hiccup
+    assert MarketStore(engine).load_levels() == {"ETH:funding": Level.CRISIS,
                                                 "ETH:depeg": None}
     # the kept level is stamped when it was known: it expires a day after that
-    assert market_store.load_levels(engine, T + 86400, 86400)["ETH:funding"] is Level.CRISIS
-    assert market_store.load_levels(engine, T + 86401, 86400)["ETH:funding"] is None
+    assert MarketStore(engine).load_levels(T + 86400, 86400)["ETH:funding"] is Level.CRISIS
+    assert MarketStore(engine).load_levels(T + 86401, 86400)["ETH:funding"] is None
     # a known level replaces it, a calm one too
-    market_store.save_levels(engine, {"ETH:funding": Level.CALM}, T + 700)
-    assert market_store.load_levels(engine, T + 800, 86400)["ETH:funding"] is Level.CALM
+    MarketStore(engine).save_levels({"ETH:funding": Level.CALM}, T + 700)
+    assert MarketStore(engine).load_levels(T + 800, 86400)["ETH:funding"] is Level.CALM
 
 
 def test_hysteresis_survives_an_unknown_run():
@@ -31,16 +31,16 @@ def test_hysteresis_survives_an_unknown_run():
     engine = open_engine("sqlite://")
     held = S.classify(2.45, th, Level.CRISIS)
     assert held is Level.CRISIS and S.classify(2.45, th, None) is Level.STRESS
-    market_store.save_levels(engine, {"ETH:funding": held}, T)
-    market_store.save_levels(engine, {"ETH:funding": None}, T + 3600)
-    previous = market_store.load_levels(engine, T + 7200, 86400)["ETH:funding"]
+    MarketStore(engine).save_levels({"ETH:funding": held}, T)
+    MarketStore(engine).save_levels({"ETH:funding": None}, T + 3600)
+    previous = MarketStore(engine).load_levels(T + 7200, 86400)["ETH:funding"]
     assert S.classify(2.45, th, previous) is Level.CRISIS
 
 
 def test_tvl_samples_idempotent_and_ordered():
     engine = open_engine("sqlite://")
     for ts, v in ((T + 7200, 3.0), (T, 1.0), (T + 3600, 2.0)):
-        assert market_store.record_tvl(engine, "tvl:x", ts, v, "test") is True
-    assert market_store.record_tvl(engine, "tvl:x", T, 9.0, "test") is False  # kept first
-    assert market_store.tvl_series(engine, "tvl:x", T + 1) == [(T + 3600, 2.0), (T + 7200, 3.0)]
-    assert market_store.tvl_series(engine, "tvl:y", 0) == []
+        assert MarketStore(engine).record_tvl("tvl:x", ts, v, "test") is True
+    assert MarketStore(engine).record_tvl("tvl:x", T, 9.0, "test") is False  # kept first
+    assert MarketStore(engine).tvl_series("tvl:x", T + 1) == [(T + 3600, 2.0), (T + 7200, 3.0)]
+    assert MarketStore(engine).tvl_series("tvl:y", 0) == []
