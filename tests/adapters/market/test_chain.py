@@ -218,9 +218,14 @@ async def test_pool_tvl_exact_and_48h_drop_in_store(sigchain, stable_pool):
         advance(sigchain, 3600)
     before = r.value
     npm = sigchain.contract("NonfungiblePositionManager", sigchain.addresses["position_manager"])
-    token_id = npm.functions.tokenOfOwnerByIndex(sigchain.deployer.address, 0).call()
-    liq = npm.functions.positions(token_id).call()[7]
     me = sigchain.deployer.address
+    # the narrow (-200, 200) position this module's fixture minted in this pool (sigchain is
+    # shared: other modules' positions of the deployer come before it in the owner's list)
+    owned = [npm.functions.tokenOfOwnerByIndex(me, i).call()
+             for i in range(npm.functions.balanceOf(me).call())]
+    (token_id, liq), = [(t, p[7]) for t in owned
+                        for p in [npm.functions.positions(t).call()]
+                        if (p[2], p[3], p[4], p[5], p[6]) == (t0.address, t1.address, 500, -200, 200)]
     sigchain.transact(npm.functions.decreaseLiquidity((token_id, liq, 0, 0, 2**63)))
     sigchain.transact(npm.functions.collect((token_id, me, 2**128 - 1, 2**128 - 1)))
     r = await tvl.read(p0, p1)
