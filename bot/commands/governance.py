@@ -450,18 +450,48 @@ def roles_setup(
 def roles_deploy(
     key_file: KeyFileOpt = None,
     key_env: KeyEnvOpt = None,
+    condition: Annotated[bool, typer.Option("--condition", help="also deploy the OracleBoundCondition of the approved policy's [scope] (needs --position-manager, --factory)")] = False,
+    position_manager: Annotated[str | None, typer.Option("--position-manager")] = None,
+    factory: Annotated[str | None, typer.Option("--factory")] = None,
     rpc_url: RpcOpt = None,
     safe: SafeOpt = None,
+    db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Deploy a Roles modifier owned by the Safe (local chains and forks; on mainnet use the
-    canonical mastercopy through the ModuleProxyFactory)."""
+    canonical mastercopy through the ModuleProxyFactory); with --condition also the oracle
+    condition of the approved policy's [scope] (verified after deployment)."""
     from adapters.evm import roles as R
+    from policies.address import parse_address
+    from policies.policy_file import Scope
 
+    if condition:
+        if position_manager is None or factory is None:
+            raise UserError("--condition needs --position-manager and --factory")
+        position_manager = parse_address(position_manager, "--position-manager")
+        factory = parse_address(factory, "--factory")
     sa = _safe(rpc_url, safe)
     account = load_key(key_file, key_env)
-    address = R.deploy_roles(sa.w3, account.key.hex(), sa.address, sa.address, sa.address)
-    print(json.dumps({"roles": address}) if as_json else f"Roles modifier deployed at {address} (owner: Safe {sa.address})")
+    result: dict[str, str] = {}
+    if condition:
+        assert position_manager is not None and factory is not None
+        loaded = _in_force(sa, _store(db))
+        if loaded is None or loaded.policy.scope == Scope():
+            raise UserError("--condition needs an approved policy in force with a [scope] section")
+        pscope = loaded.policy.scope
+        feeds = {str(parse_address(t, "scope.oracles")): str(parse_address(f, "scope.oracles"))
+                 for t, f in pscope.oracles.items()}
+        result["condition"] = R.deploy_oracle_condition(sa.w3, account.key.hex(), position_manager, factory,
+                                                        pscope.max_oracle_age_seconds, feeds)
+        R.verify_oracle_condition(sa.w3, result["condition"], position_manager=position_manager, factory=factory,
+                                  max_oracle_age_s=pscope.max_oracle_age_seconds, feeds=feeds)
+    result["roles"] = R.deploy_roles(sa.w3, account.key.hex(), sa.address, sa.address, sa.address)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(f"Roles modifier deployed at {result['roles']} (owner: Safe {sa.address})")
+        if condition:
+            print(f"OracleBoundCondition deployed at {result['condition']} (pass it to `roles setup --condition`)")
 
 
 def register(app: typer.Typer) -> None:

@@ -193,6 +193,17 @@ def test_roles_deploy_and_setup_cli(cli: Cli, gov_chain: DevChain, safe: S.SafeA
     code, _, err = cli(*args)
     assert code == 2 and "is not OracleBoundCondition" in err and err.count("\n") == 1
     args[args.index("--condition") + 1] = cond
+    code, out3, err = cli("roles", "deploy", "--key-env", "DEPLOYER_KEY", "--condition", "--position-manager",
+                          a["position_manager"], "--factory", a["factory"], "--json")  # the policy's condition too
+    assert code == 0, err
+    deployed = json.loads(out3)
+    assert deployed["condition"] != cond and deployed["roles"] != new_roles
+    args[args.index("--condition") + 1] = deployed["condition"]
+    args[args.index("--roles") + 1] = deployed["roles"]
+    refresh_fork(gov_fork, gov_chain.url)
+    code, out4, err = cli(*args)
+    assert code == 0, err
+    assert json.loads(out4)["condition"] == deployed["condition"] and json.loads(out4)["simulation"]["success"]
     owner: LocalAccount = __import__("eth_account").Account.from_key(gov_chain.owner_keys[0])
     args[args.index("--bot") + 1] = owner.address
     code, _, err = cli(*args)
