@@ -123,12 +123,10 @@ def operator_view(position: Position, metrics: PositionMetrics,
         root = math.sqrt(price_at_sqrt_ratio(pool.sqrt_price_x96))
         raw = position.liquidity / root if base0 else position.liquidity * root
         gamma = -0.005 * raw / sb
-    if is_stable(quote_t.symbol):
+    if is_stable(quote_t.symbol):  # orient() makes any stable leg the quote
         value_usd: float | None = value_quote
         fees_usd: float | None = fees_value
         source: str | None = f"{quote_t.symbol} leg at $1"
-    elif is_stable(base_t.symbol):  # never: a stable is always the quote; kept total
-        value_usd, fees_usd, source = value_quote * price, fees_value * price, f"{base_t.symbol} leg at $1"
     elif usd is not None and math.isfinite(usd.usd_per_quote) and usd.usd_per_quote > 0:
         value_usd, fees_usd, source = value_quote * usd.usd_per_quote, fees_value * usd.usd_per_quote, usd.name
     else:
