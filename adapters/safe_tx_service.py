@@ -6,16 +6,24 @@ outside party: nothing it says is trusted. Every transaction it returns is rebui
 fields and its SafeTx hash recomputed locally (eth-account EIP-712, and safe-eth-py); every
 confirmation's signature is recovered and must come from a current owner. A mismatch means a
 forged or corrupted answer and is refused as a whole.
+
+Two things are never taken from the service (issue 9, finding 7): whether a transaction is
+safe to sign (``confirm`` signs only after the caller's pre-flight passed on the decoded
+transaction rebuilt from its fields) and whether it executed (the Safe's nonce and its
+``ExecutionSuccess``/``ExecutionFailure`` event for that safeTxHash, read from the chain;
+the service's ``isExecuted`` is kept for display only).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import Hash32
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from requests import RequestException
 from safe_eth.eth import EthereumNetwork
@@ -61,6 +69,14 @@ class Confirmation:
     signature: bytes
 
 
+# What the chain says about a SafeTx: "pending" (its nonce is not used yet), "success" /
+# "failure" (the Safe emitted ExecutionSuccess / ExecutionFailure for its hash), "replaced"
+# (its nonce was used by another transaction: it can never execute).
+Execution = Literal["pending", "success", "failure", "replaced"]
+EXECUTION_SUCCESS = keccak(text="ExecutionSuccess(bytes32,uint256)")
+EXECUTION_FAILURE = keccak(text="ExecutionFailure(bytes32,uint256)")
+
+
 @dataclass(frozen=True)
 class ServiceTx:
     """A transaction from the service, after local verification."""
@@ -71,14 +87,20 @@ class ServiceTx:
     proposer: str | None
     confirmations: tuple[Confirmation, ...]  # only current owners' valid signatures
     ignored: tuple[str, ...]  # why other confirmations did not count
-    is_executed: bool
+    execution: Execution  # from the chain, never from the service
+    service_says_executed: bool  # the service's isExecuted: shown, never believed
+
+    @property
+    def is_executed(self) -> bool:
+        return self.execution in ("success", "failure")
 
 
 class TxService(Protocol):
     def propose(self, tx: SafeTx, proposer: LocalAccount, origin: str = "lphedge") -> bytes: ...
     def get(self, safe_tx_hash: bytes) -> ServiceTx: ...
     def pending(self, nonce_gte: int | None = None) -> list[ServiceTx]: ...
-    def confirm(self, safe_tx_hash: bytes, owner: LocalAccount) -> None: ...
+    def confirm(self, safe_tx_hash: bytes, owner: LocalAccount,
+                preflight: Callable[[SafeTx], object]) -> ServiceTx: ...
 
 
 def _network(chain_id: int) -> EthereumNetwork:
@@ -129,15 +151,45 @@ class SafeTxServiceClient:
             raise _unavailable(exc) from exc
         return h
 
-    def confirm(self, safe_tx_hash: bytes, owner: LocalAccount) -> None:
-        """An owner's confirmation: ECDSA over the SafeTx hash (checked again on read)."""
-        sig = owner.unsafe_sign_hash(Hash32(safe_tx_hash)).signature
+    def confirm(self, safe_tx_hash: bytes, owner: LocalAccount,
+                preflight: Callable[[SafeTx], object]) -> ServiceTx:
+        """An owner's confirmation of a transaction the service holds, never of a bare hash:
+        the transaction is fetched and rebuilt from its fields (its hash recomputed locally),
+        must still be pending on the chain, and must pass ``preflight`` (the caller's full
+        pre-flight, e.g. bot.preflight.preflight_safe_tx with the permission table's allowlist;
+        it raises to refuse) before the owner's key signs the locally computed hash."""
+        got = self.get(safe_tx_hash)
+        if got.execution != "pending":
+            raise TxServiceRefused(
+                f"refusing to confirm 0x{got.safe_tx_hash.hex()}: the chain shows it {got.execution} "
+                f"(Safe nonce {self.safe.nonce()}, transaction nonce {got.nonce})")
+        preflight(got.safe_tx)  # raises (Refused) on anything outside the allowlist
+        sig = owner.unsafe_sign_hash(Hash32(got.safe_tx_hash)).signature
         try:
-            self.api.post_signatures(safe_tx_hash, bytes(sig))
+            self.api.post_signatures(got.safe_tx_hash, bytes(sig))
         except SafeAPIException as exc:
             raise TxServiceRefused(str(exc)) from exc
         except RequestException as exc:
             raise _unavailable(exc) from exc
+        return got
+
+    def execution(self, safe_tx_hash: bytes, nonce: int) -> Execution:
+        """Whether the Safe executed this transaction, from the chain: a nonce at or above
+        the Safe's is pending; below it, the Safe's ExecutionSuccess/ExecutionFailure event
+        (txHash indexed) for this hash says which, and no event means another transaction
+        used the nonce. (The log query spans the whole chain: on a hosted node that limits
+        ranges, narrow it with the service's blockNumber after checking it the same way.)"""
+        if nonce >= self.safe.nonce():
+            return "pending"
+        logs = self.safe.w3.eth.get_logs({
+            "address": self.safe.address, "fromBlock": 0, "toBlock": "latest",
+            "topics": [["0x" + EXECUTION_SUCCESS.hex(), "0x" + EXECUTION_FAILURE.hex()],
+                       "0x" + bytes(safe_tx_hash).hex()],
+        })
+        topics = {bytes(log["topics"][0]) for log in logs}
+        if EXECUTION_SUCCESS in topics:
+            return "success"
+        return "failure" if EXECUTION_FAILURE in topics else "replaced"
 
     # -- reads ----------------------------------------------------------------------------
     def get(self, safe_tx_hash: bytes) -> ServiceTx:
@@ -159,17 +211,19 @@ class SafeTxServiceClient:
         return self._verify(matches[0], expected_hash=safe_tx_hash)
 
     def pending(self, nonce_gte: int | None = None) -> list[ServiceTx]:
-        """Not yet executed transactions from ``nonce_gte`` (default: the Safe's nonce), by nonce."""
-        start = self.safe.nonce() if nonce_gte is None else nonce_gte
+        """Transactions not yet executed on the chain from ``nonce_gte`` (default: the Safe's
+        nonce), by nonce. The service is not asked to filter on ``executed``: one that says
+        "executed" about a pending transaction cannot hide it."""
+        start = max(self.safe.nonce(), nonce_gte or 0)
         try:
             raw: list[Any] = self.api.get_transactions(
-                self.safe.address, executed="false", nonce__gte=start, ordering="nonce"  # type: ignore[arg-type]
+                self.safe.address, nonce__gte=start, ordering="nonce"  # type: ignore[arg-type]
             )
         except SafeAPIException as exc:
             raise TxServiceRefused(str(exc)) from exc
         except RequestException as exc:
             raise _unavailable(exc) from exc
-        return [self._verify(r) for r in raw]
+        return [t for t in (self._verify(r) for r in raw) if t.execution == "pending"]
 
     def _verify(self, raw: dict[str, Any], expected_hash: bytes | None = None) -> ServiceTx:
         claimed = bytes(HexBytes(raw.get("safeTxHash") or b""))
@@ -212,5 +266,6 @@ class SafeTxServiceClient:
         return ServiceTx(
             safe_tx=tx, safe_tx_hash=ours, nonce=int(raw["nonce"]),
             proposer=raw.get("proposer"), confirmations=tuple(confs), ignored=tuple(ignored),
-            is_executed=bool(raw.get("isExecuted")),
+            execution=self.execution(ours, int(raw["nonce"])),
+            service_says_executed=raw.get("isExecuted") is True,
         )

@@ -27,6 +27,7 @@ from adapters.evm import safe as safe_mod
 from adapters.evm.safe import SafeAdapter, SafeInvariants, SimulationResult
 from bot.audit_store import AuditStore
 from bot.governance import PreflightRefused
+from policies.errors import Refused
 
 
 # ------------------------------------------------------------------------------- preflight
@@ -339,6 +340,45 @@ def propose_safe_tx(
         store.record("proposal", "safe_tx", report.safe_tx_hash, adapter.chain_id, adapter.address,
                      actor=proposer.address, detail=report.to_json())
     return report
+
+
+def confirm_safe_tx(
+    adapter: SafeAdapter,
+    service: Any,
+    safe_tx_hash: bytes,
+    owner: LocalAccount,
+    allowlist: Allowlist,
+    *,
+    multisend_call_only: str | None,
+    simulate: Callable[[SafeTx], SimulationResult] | None,
+    expected_module_changes: Iterable[str] = (),
+    store: AuditStore | None = None,
+) -> PreflightReport:
+    """An owner confirms a transaction the Transaction Service holds (issue 9, finding 7):
+    only after the transaction, rebuilt from the service's fields and hashed locally, passed
+    the same pre-flight as a direct execution (allowlist + decode + the permission table's
+    conditions, simulation, Safe invariants) and is still pending on the chain. A delegate's
+    addOwnerWithThreshold(bot, 1) is refused here with an audit row; nothing is signed."""
+    reports: list[PreflightReport] = []
+
+    def check(tx: SafeTx) -> None:
+        reports.append(preflight_safe_tx(
+            adapter, tx, allowlist, multisend_call_only=multisend_call_only, simulate=simulate,
+            expected_module_changes=expected_module_changes, store=store))
+
+    try:
+        service.confirm(safe_tx_hash, owner, preflight=check)
+    except PreflightRefused:
+        raise  # preflight_safe_tx recorded the refusal
+    except Refused as exc:  # the chain shows it executed, the service's answer forged, ...
+        if store is not None:
+            store.record("refusal", "safe_tx", safe_tx_hash, adapter.chain_id, adapter.address,
+                         actor=owner.address, reason=str(exc))
+        raise
+    if store is not None:
+        store.record("signature", "safe_tx", reports[0].safe_tx_hash, adapter.chain_id, adapter.address,
+                     actor=owner.address, detail=reports[0].to_json())
+    return reports[0]
 
 
 # ------------------------------------------------------------- the Roles setup transaction

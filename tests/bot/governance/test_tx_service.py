@@ -9,11 +9,15 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 
 from adapters.evm import safe as S
 from adapters.safe_tx_service import ForgedAnswer, SafeTxServiceClient, TxServiceError
 from bot.devchain import DevChain
 from tests.bot.governance.tx_service_server import TxServiceServer
+
+S_EXECUTION_SUCCESS = bytes(keccak(text="ExecutionSuccess(bytes32,uint256)"))  # derived here, not imported
 
 pytestmark = pytest.mark.xdist_group("governance")
 
@@ -52,8 +56,8 @@ def test_delegate_proposes_owners_confirm_then_it_executes(
     got = client.get(h)
     assert got.safe_tx_hash == h and got.proposer == bot.address
     assert got.confirmations == ()  # the delegate's signature is no confirmation
-    client.confirm(h, owners[0])
-    client.confirm(h, owners[2])
+    client.confirm(h, owners[0], preflight=lambda tx: None)  # (the pre-flight path: test_finding_7_*)
+    client.confirm(h, owners[2], preflight=lambda tx: None)
     got = client.get(h)
     assert {c.owner for c in got.confirmations} == {owners[0].address, owners[2].address}
     # The verified confirmations are enough for the Safe itself.
@@ -166,7 +170,7 @@ def test_unknown_foreign_and_duplicated_answers(safe: S.SafeAdapter, owners: lis
     with pytest.raises(TxServiceError, match="has no transaction"):
         client.get(b"\x22" * 32)
     h = client.propose(_tx(gov_chain, safe), owners[1])
-    client.confirm(h, owners[2])
+    client.confirm(h, owners[2], preflight=lambda tx: None)
     # the same owner's confirmation listed twice counts once
     stored = service.txs["0x" + h.hex()]
     stored["confirmations"].append(dict(stored["confirmations"][-1]))
@@ -208,3 +212,101 @@ def test_eth_sign_confirmation_counts_and_the_safe_agrees(clean_chain: DevChain,
     wrong = sig[:64] + bytes([sig[64] - 4])
     service.txs["0x" + h.hex()]["confirmations"][-1]["signature"] = "0x" + wrong.hex()
     assert [c.owner for c in client.get(h).confirmations] == [owners[1].address]
+
+
+# ------------------------------------------------------------------ issue 9, finding 7
+def _bot_allowlist(chain: DevChain) -> Any:
+    from bot import preflight as P
+
+    a = chain.addresses
+    return P.bot_scope_allowlist(a["position_manager"], a["swap_router"], [t.address for t in chain.tokens.values()])
+
+
+def _confirm(chain: DevChain, safe: S.SafeAdapter, client: SafeTxServiceClient, h: bytes, owner: LocalAccount,
+             fork: Any, store: Any, allowlist: Any = None) -> Any:
+    from bot import preflight as P
+    from tests.bot.governance.conftest import refresh_fork
+
+    refresh_fork(fork, chain.url)
+    return P.confirm_safe_tx(safe, client, h, owner, allowlist or _bot_allowlist(chain),
+                             multisend_call_only=chain.addresses["multisend_call_only"],
+                             simulate=P.fork_simulator(fork.url, safe.address), store=store)
+
+
+def test_finding_7_delegate_posted_add_owner_is_refused_before_any_owner_signs(
+    clean_chain: DevChain, safe: S.SafeAdapter, owners: list[LocalAccount], client: SafeTxServiceClient,
+    service: TxServiceServer, gov_fork: Any, tmp_path: Any,
+) -> None:
+    from bot import governance as G
+    from bot import preflight as P
+    from bot.audit_store import AuditStore
+
+    store = AuditStore(f"sqlite:///{tmp_path / 'a.db'}")
+    bot = Account.from_key(clean_chain.bot_key)
+    client.add_delegate(bot.address, owners[0])
+    # The attack: the bot, as a delegate, posts addOwnerWithThreshold(bot, 1) straight to the
+    # service (skipping its own pre-flight), and an owner is asked to confirm it.
+    data = bytes(HexBytes(safe.contract.functions.addOwnerWithThreshold(bot.address, 1)._encode_transaction_data()))
+    attack = safe.build_tx(safe.address, 0, data)
+    h = client.propose(attack, bot)
+    # ... also wrapped in a MultiSendCallOnly batch next to a harmless approve
+    msco = clean_chain.addresses["multisend_call_only"]
+    weth = clean_chain.tokens["WETH"].address
+    approve = bytes(_tx(clean_chain, safe).data)
+    batch = S.multisend_call_only_tx(safe, msco, [(weth, approve), (safe.address, data)])
+    batch.safe_nonce = safe.nonce() + 1
+    hb = client.propose(batch, bot)
+    for target, allow in ((h, None), (h, P.roles_setup_allowlist(safe.address, clean_chain.addresses["safe"])),
+                          (hb, None)):
+        with pytest.raises(G.PreflightRefused, match=r"not on the allowlist") as refused:
+            _confirm(clean_chain, safe, client, target, owners[0], gov_fork, store, allow)
+        assert "addOwnerWithThreshold" in str(refused.value) or "0x0d582f13" in str(refused.value)
+        assert store.events(event="refusal", subject_hash=target)[-1].reason == str(refused.value)
+        # nothing was signed: the service holds no owner's confirmation
+        assert client.get(target).confirmations == ()
+    assert not store.events(event="signature")
+    assert safe.owners() == [o.address for o in owners] and safe.threshold() == 2
+
+
+def test_confirm_after_preflight_and_execution_read_from_the_chain(
+    clean_chain: DevChain, safe: S.SafeAdapter, owners: list[LocalAccount], client: SafeTxServiceClient,
+    service: TxServiceServer, gov_fork: Any, tmp_path: Any,
+) -> None:
+    from bot.audit_store import AuditStore
+
+    store = AuditStore(f"sqlite:///{tmp_path / 'a.db'}")
+    bot = Account.from_key(clean_chain.bot_key)
+    client.add_delegate(bot.address, owners[0])
+    tx = _tx(clean_chain, safe)
+    # a competing transaction for the same nonce
+    other = safe.build_tx(clean_chain.tokens["USDC"].address, 0, bytes(tx.data), nonce=tx.safe_nonce)
+    h, h_other = client.propose(tx, bot), client.propose(other, bot)
+    for o in (owners[0], owners[2]):
+        report = _confirm(clean_chain, safe, client, h, o, gov_fork, store)
+        assert report.safe_tx_hash == h and report.simulation is not None and report.simulation.success
+    assert [e.actor for e in store.events(event="signature", subject_hash=h)] == [owners[0].address, owners[2].address]
+    got = client.get(h)
+    assert got.execution == "pending" and {c.owner for c in got.confirmations} == {owners[0].address, owners[2].address}
+    # A service lying "executed" about a pending transaction is not believed, and cannot hide it.
+    service.tamper(h, isExecuted=True, isSuccessful=True, blockNumber=1, transactionHash="0x" + "ab" * 32)
+    got = client.get(h)
+    assert got.service_says_executed and got.execution == "pending" and not got.is_executed
+    assert h in {p.safe_tx_hash for p in client.pending()}
+    # executed on the chain with the verified confirmations
+    got.safe_tx.signatures = S.pack_signatures([(c.owner, c.signature) for c in got.confirmations])
+    tx_hash, _ = got.safe_tx.execute(clean_chain.deployer.key.hex())
+    receipt = clean_chain.w3.eth.wait_for_transaction_receipt(tx_hash)
+    assert receipt["status"] == 1
+    # the service now lies the other way ("not executed"): the chain's event decides
+    service.tamper(h, isExecuted=False, isSuccessful=None, blockNumber=None, transactionHash=None)
+    got = client.get(h)
+    assert (got.execution, got.is_executed, got.service_says_executed) == ("success", True, False)
+    [event] = [log for log in receipt["logs"] if bytes(log["topics"][0]) == S_EXECUTION_SUCCESS]
+    assert bytes(event["topics"][1]) == h  # the Safe's own ExecutionSuccess(txHash) names this hash
+    assert client.pending() == []
+    # the competitor for the used nonce can never execute; confirming either is refused
+    assert client.get(h_other).execution == "replaced"
+    for target, state in ((h, "success"), (h_other, "replaced")):
+        with pytest.raises(TxServiceError, match=f"the chain shows it {state}"):
+            _confirm(clean_chain, safe, client, target, owners[1], gov_fork, store)
+        assert f"the chain shows it {state}" in store.events(event="refusal", subject_hash=target)[-1].reason
