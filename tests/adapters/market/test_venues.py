@@ -292,7 +292,11 @@ def option_book(now_ms: int) -> list[V.OptionQuote]:
 
 
 async def test_term_structure_atm_iv_and_signal():
-    now = wall_ms()
+    # a fixed time of day (02:00 UTC today): the listed expiries are 08:00 UTC, so their
+    # tenors (7d 6h, 35d 6h) and the constant-maturity IVs must not depend on when the
+    # test runs (with the wall clock it failed every afternoon: the 7d point fell past the
+    # first expiry)
+    now = wall_ms() // D * D + 2 * H
     srv = await V.deribit(now, make_tape("deribit", now, days=2), CURRENT, underlying=3050.0,
                           options=option_book(now)).start()
     vol = DeribitVol.create(api_url=srv.url, timeout_s=60)
