@@ -216,6 +216,9 @@ class ChainSettings(_Section):
     # local clock) and, with 2+ URLs, at most this many blocks behind every other URL
     max_block_age: Annotated[float, Field(gt=0)] = 300.0
     max_block_lag: Annotated[int, Field(ge=0)] = 2
+    # on-chain transactions (issue 11, bot/tx_journal.py): a confirmed transaction is
+    # re-checked by block hash until it is this many blocks deep (a reorg is detected)
+    reorg_depth: Annotated[int, Field(ge=1, le=10_000)] = 12
 
 
 # ------------------------------------------------------------------------------ db

@@ -35,6 +35,7 @@ LEGACY_CHAIN_VARS = {
     "LPHEDGE_POSITION_MANAGER": "position_manager",
     "LPHEDGE_MAX_BLOCK_AGE": "max_block_age",
     "LPHEDGE_MAX_BLOCK_LAG": "max_block_lag",
+    "LPHEDGE_REORG_DEPTH": "reorg_depth",
 }
 LEGACY_DB_VARS = ("DATABASE_URL", "LPHEDGE_DATABASE_URL", "LPHEDGE_DB_PATH")
 # keys of the old `signals --config` file, for a hint when one is found at the top level

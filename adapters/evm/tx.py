@@ -20,13 +20,21 @@
 Signing is local (an eth-account key). On a local chain or a fork, an unlocked or
 impersonated address can be the sender instead (the node signs: eth_sendTransaction);
 the same nonce, gas, fee and receipt rules apply.
+
+Journal and fence (issue 11): with a ``journal`` (:class:`TxJournalHook`, bot/tx_journal.py)
+the transaction is signed first (the node signs for an unlocked address through
+eth_signTransaction) and handed to ``journal.before_broadcast``, which commits it (hash,
+nonce, the signed bytes) BEFORE anything leaves; then ``fence`` (the single-writer lease,
+bot/lease.py) is asked right before the broadcast; ``checkpoint`` names the two kill
+points ("after_journal_row", "after_broadcast") for the crash harness. Without a journal
+and a fence the send is as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
@@ -39,6 +47,7 @@ from web3.exceptions import (
     ContractLogicError,
     ContractPanicError,
     TimeExhausted,
+    Web3RPCError,
 )
 from web3.types import TxReceipt
 
@@ -142,6 +151,41 @@ def explain_revert(exc: BaseException, decoders: Sequence[RevertDecoder] | None 
     return scrub(text)
 
 
+# ------------------------------------------------------------------------- journal hook
+@dataclass(frozen=True)
+class SignedTx:
+    """A transaction signed and not necessarily broadcast: what a journal keeps so that the
+    SAME bytes can be broadcast again after a crash (never a new transaction)."""
+
+    chain_id: int
+    sender: str
+    nonce: int
+    to: str | None
+    data: bytes
+    value: int
+    raw: bytes
+    tx_hash: bytes
+
+
+class TxJournalHook(Protocol):
+    """What TxSender tells a transaction journal (bot/tx_journal.py implements it)."""
+
+    def before_broadcast(self, signed: SignedTx, meta: Mapping[str, str]) -> None:
+        """Commit the transaction durably; raising stops the send (nothing broadcast)."""
+        ...
+
+    def broadcast_done(self, signed: SignedTx) -> None: ...
+
+    def not_broadcast(self, signed: SignedTx, reason: str) -> None:
+        """The journaled transaction never left this process (the fence refused)."""
+        ...
+
+    def receipt(self, signed: SignedTx, receipt: TxReceipt) -> None: ...
+
+
+_ALREADY_KNOWN = ("already known", "known transaction", "already imported", "already exists")
+
+
 # ---------------------------------------------------------------------------------- sender
 @dataclass
 class TxSender:
@@ -153,6 +197,9 @@ class TxSender:
     poll_latency: float = 0.05
     decoders: Sequence[RevertDecoder] | None = None
     _chain_id: int | None = None
+    journal: TxJournalHook | None = None  # commits each transaction before its broadcast
+    fence: Callable[[], None] | None = None  # the lease's check, right before every broadcast
+    checkpoint: Callable[[str], None] | None = None  # kill points for the crash harness
 
     @property
     def address(self) -> ChecksumAddress:
@@ -195,9 +242,12 @@ class TxSender:
             out.update(self.fees())
         return out
 
-    def send(self, tx: dict[str, Any]) -> TxReceipt:
+    def send(self, tx: dict[str, Any], *, meta: Mapping[str, str] | None = None) -> TxReceipt:
         """Build, sign (or let the node sign for an unlocked address), send, wait; the
-        receipt of a successful transaction, else TxReverted / TxUnknown."""
+        receipt of a successful transaction, else TxReverted / TxUnknown. With a journal:
+        journaled (``meta``: intent and client id) before the broadcast, fenced right before."""
+        if self.journal is not None or self.fence is not None:
+            return self._send_journaled(tx, meta or {})
         built = self.build(tx)
         if isinstance(self.signer, str):
             tx_hash = bytes(self.w3.eth.send_transaction(built))  # type: ignore[arg-type]
@@ -206,7 +256,61 @@ class TxSender:
             tx_hash = bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
         return self.wait(tx_hash, built)
 
-    def call(self, fn: Any, *, value: int = 0, gas: int | None = None) -> TxReceipt:
+    def sign(self, built: dict[str, Any]) -> SignedTx:
+        """Sign a built transaction (an unlocked address: the node signs, eth_signTransaction)."""
+        if isinstance(self.signer, str):
+            raw = bytes(self.w3.eth.sign_transaction(built)["raw"])  # type: ignore[arg-type]
+        else:
+            raw = bytes(self.signer.sign_transaction(built).raw_transaction)
+        data = built.get("data") or b""
+        data_bytes = bytes(HexBytes(data))
+        to = built.get("to")
+        return SignedTx(self.chain_id, self.address, int(built["nonce"]),
+                        None if to is None else to_checksum_address(to), data_bytes,
+                        int(built.get("value", 0)), raw, bytes(Web3.keccak(raw)))
+
+    def broadcast(self, raw: bytes) -> bytes:
+        """Ask the fence, then send signed bytes; the hash. A node that already has them
+        ("already known") is fine: the same bytes are the same transaction."""
+        if self.fence is not None:
+            self.fence()
+        return self._send_raw(raw)
+
+    def _send_raw(self, raw: bytes) -> bytes:
+        try:
+            return bytes(self.w3.eth.send_raw_transaction(HexBytes(raw)))
+        except (Web3RPCError, ValueError) as exc:
+            if any(k in str(exc).lower() for k in _ALREADY_KNOWN):
+                return bytes(Web3.keccak(raw))
+            raise
+
+    def _point(self, name: str) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint(name)
+
+    def _send_journaled(self, tx: dict[str, Any], meta: Mapping[str, str]) -> TxReceipt:
+        if self.fence is not None:
+            self.fence()  # a process without the lease does not even journal
+        built = self.build(tx)
+        signed = self.sign(built)
+        if self.journal is not None:
+            self.journal.before_broadcast(signed, meta)
+        self._point("after_journal_row")
+        if self.fence is not None:
+            try:
+                self.fence()  # right before the broadcast
+            except BaseException as exc:
+                if self.journal is not None:  # these bytes never left this process
+                    self.journal.not_broadcast(signed, f"not broadcast: fence refused ({type(exc).__name__})")
+                raise
+        self._send_raw(signed.raw)  # an RPC/transport error: maybe sent; the journal's recovery decides
+        if self.journal is not None:
+            self.journal.broadcast_done(signed)
+        self._point("after_broadcast")
+        return self.wait(signed.tx_hash, built, signed)
+
+    def call(self, fn: Any, *, value: int = 0, gas: int | None = None,
+             meta: Mapping[str, str] | None = None) -> TxReceipt:
         """Send a web3 contract function or constructor call."""
         tx: dict[str, Any] = {"data": fn._encode_transaction_data() if hasattr(fn, "_encode_transaction_data")
                               else fn.data_in_transaction, "value": value}
@@ -215,19 +319,21 @@ class TxSender:
             tx["to"] = address
         if gas is not None:
             tx["gas"] = gas
-        return self.send(tx)
+        return self.send(tx, meta=meta)
 
     def send_raw(self, raw: bytes) -> TxReceipt:
         """A transaction signed elsewhere (e.g. the ERC-2470 keyless deployment)."""
         return self.wait(bytes(self.w3.eth.send_raw_transaction(HexBytes(raw))), None)
 
-    def wait(self, tx_hash: bytes, tx: dict[str, Any] | None) -> TxReceipt:
+    def wait(self, tx_hash: bytes, tx: dict[str, Any] | None, signed: SignedTx | None = None) -> TxReceipt:
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(
                 HexBytes(tx_hash), timeout=self.receipt_timeout, poll_latency=self.poll_latency
             )
         except TimeExhausted:
             raise TxUnknown(tx_hash, self.receipt_timeout) from None
+        if signed is not None and self.journal is not None:
+            self.journal.receipt(signed, receipt)
         if receipt["status"] != 1:
             raise TxReverted(self._why_reverted(tx, receipt), tx_hash)
         return receipt

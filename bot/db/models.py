@@ -310,3 +310,37 @@ TABLES = tuple(
               BudgetSpend, BudgetPeriod, ExecIntent, ExecOrder, ExecOrderEvent)
 )
 metadata = SQLModel.metadata
+
+
+# -- on-chain transaction journal (bot/tx_journal.py, 0005) ---------------------------------
+# One row per transaction the bot signs, committed BEFORE its broadcast, with the signed
+# bytes (a recovery broadcasts the SAME transaction, never a new one). One row per
+# (chain, sender, nonce) and per client id: a second transaction for either is refused by
+# the database itself. ``state`` changes only through bot/tx_journal.py's transition table.
+
+
+class TxJournalEntry(SQLModel, table=True):
+    __tablename__ = "tx_journal"
+    __table_args__ = (UniqueConstraint("chain_id", "sender", "nonce", name="uq_tx_journal_nonce"),
+                      UniqueConstraint("client_id", name="uq_tx_journal_client_id"),
+                      UniqueConstraint("tx_hash", name="uq_tx_journal_tx_hash"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    chain_id: int
+    sender: str  # checksum address
+    nonce: int = Field(sa_type=BigInteger)
+    target: str | None = None  # None: a contract creation
+    calldata_hash: str  # 0x keccak256 of the calldata
+    value: str = "0"  # wei, decimal text
+    intent_id: str = Field(index=True)
+    client_id: str  # the intent's step (e.g. "<intent>:decrease")
+    tx_hash: str  # 0x hex
+    raw_tx: str  # 0x hex of the signed transaction (public once broadcast; no secret)
+    state: str = Field(index=True)  # pending|broadcast|confirmed|failed|reorged|replaced
+    block_number: int | None = Field(default=None, sa_type=BigInteger)
+    block_hash: str | None = None
+    final: bool = False  # confirmed and re-checked for the reorg depth: no longer checked
+    reason: str = ""
+    version: int = 0  # bumped by every update; an update expects the version it read
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
