@@ -49,7 +49,7 @@ from web3.exceptions import (
     TimeExhausted,
     Web3RPCError,
 )
-from web3.types import TxReceipt
+from web3.types import RPCEndpoint, TxReceipt
 
 from adapters.evm.chain import scrub
 from policies.errors import ErrorFamily, Refused, Transient
@@ -259,7 +259,7 @@ class TxSender:
     def sign(self, built: dict[str, Any]) -> SignedTx:
         """Sign a built transaction (an unlocked address: the node signs, eth_signTransaction)."""
         if isinstance(self.signer, str):
-            raw = bytes(self.w3.eth.sign_transaction(built)["raw"])  # type: ignore[arg-type]
+            raw = self._node_sign(built)
         else:
             raw = bytes(self.signer.sign_transaction(built).raw_transaction)
         data = built.get("data") or b""
@@ -268,6 +268,16 @@ class TxSender:
         return SignedTx(self.chain_id, self.address, int(built["nonce"]),
                         None if to is None else to_checksum_address(to), data_bytes,
                         int(built.get("value", 0)), raw, bytes(Web3.keccak(raw)))
+
+    def _node_sign(self, built: dict[str, Any]) -> bytes:
+        """eth_signTransaction by the node (an unlocked dev account). Sent raw: web3's result
+        formatter expects geth's {raw, tx} answer, anvil answers the signed bytes alone."""
+        params = {k: hex(v) if isinstance(v, int) else v for k, v in built.items()}
+        answer = self.w3.provider.make_request(RPCEndpoint("eth_signTransaction"), [params])
+        if "error" in answer:
+            raise Refused(f"the node did not sign: {scrub(str(answer['error'].get('message', '')))}")
+        result = answer["result"]
+        return bytes(HexBytes(result["raw"] if isinstance(result, dict) else result))
 
     def broadcast(self, raw: bytes) -> bytes:
         """Ask the fence, then send signed bytes; the hash. A node that already has them

@@ -309,3 +309,15 @@ def test_transition_table_refuses_every_other_move(engine: Engine) -> None:
                 with pytest.raises(Refused, match="is not a transition"):
                     journal._move(signed.tx_hash, to)
                 assert journal.by_hash(signed.tx_hash).state is start  # type: ignore[union-attr]
+
+
+def test_an_unlocked_dev_account_is_signed_by_the_node_and_journaled(chain: DevChain, engine: Engine) -> None:
+    """A dev-chain sender without a local key (anvil signs: eth_signTransaction) is journaled
+    the same way: the journaled hash is the hash of the bytes the node signed."""
+    journal = TxJournal(engine, chain.chain_id)
+    to = recipient("unlocked")
+    receipt = TxSender(chain.w3, chain.deployer.address, journal=journal).send(
+        {"to": to, "value": 31}, meta={"intent_id": "u1", "client_id": "u1:pay"})
+    (row,) = journal.all()
+    assert row.state is T.CONFIRMED and row.tx_hash == bytes(receipt["transactionHash"]) == keccak(row.raw)
+    assert row.sender == chain.deployer.address and chain.w3.eth.get_balance(to) == 31
