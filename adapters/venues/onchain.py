@@ -44,7 +44,12 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    ContractPanicError,
+    TransactionNotFound,
+)
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
@@ -218,7 +223,11 @@ class OnchainVenue:
             return None
         state = str(row.state)
         if state == "confirmed":
-            return self.w3.eth.get_transaction_receipt(HexBytes(row.tx_hash))
+            try:
+                return self.w3.eth.get_transaction_receipt(HexBytes(row.tx_hash))
+            except TransactionNotFound:  # its block left the chain, not yet re-checked
+                raise OnchainUnresolved(f"step {client_id} is journaled confirmed but the chain has no "
+                                        "receipt (a reorg?): reconcile before acting again") from None
         if state in ("pending", "broadcast", "reorged"):
             raise OnchainUnresolved(f"step {client_id} is {state}: reconcile before acting again")
         raise OnchainRefused(f"step {client_id} {state} earlier ({row.reason}): a new intent is needed")

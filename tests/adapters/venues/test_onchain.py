@@ -373,6 +373,8 @@ def test_reorg_of_a_confirmed_exit_is_detected_and_resolved_once(env: Env, journ
     for _ in range(4):
         c.anvil.rpc("evm_mine")
     assert npm(env).functions.positions(pid).call()[7] > 0 and balances(env) == before
+    with pytest.raises(OnchainUnresolved, match="no receipt"):  # even before the re-check
+        venue.exit_lp("exit-3", pid)
     reorged = journal.recheck(c.w3)
     assert [(r.client_id, r.state) for r in reorged] == [("exit-3:decrease", TxState.REORGED),
                                                          ("exit-3:collect", TxState.REORGED)]
