@@ -95,13 +95,31 @@ def _root() -> None:
 def main() -> None:
     """Run the app; every error becomes one line on stderr and the exit code bot.errors
     gives it (2 for ours, 1 for anything unexpected, 130 for Ctrl-C), never a traceback."""
+    # typer vendors click (typer._click); its exceptions are not re-exported elsewhere
+    from typer._click import exceptions as click
+
     try:
-        app()
+        # not standalone: click's usage errors come back here, to be one line like ours
+        code = app(standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:  # `lphedge policy`: the group's help, as before
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:  # unknown option, bad value, missing argument...
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        print(f"error: {' '.join(exc.format_message().split())}{where}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # end of input at a prompt (typer turns Ctrl-C into exit 130)
+        sys.exit(1)
     except KeyboardInterrupt:  # quietly, like typer does for one raised inside a command
         sys.exit(exit_code(KeyboardInterrupt()))
     except Exception as exc:  # ours (LphedgeError) or, last resort, anything else
         print(f"error: {one_line(exc)}", file=sys.stderr)
         sys.exit(exit_code(exc))
+    # typer.Exit(n) and Ctrl-C (130) come back as a return value when not standalone
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -160,6 +160,22 @@ def _rpc_url(v: Any) -> str:
     return v
 
 
+def _http_url(v: Any) -> str:
+    """A venue or API base URL (the same check as an RPC URL's)."""
+    return _rpc_url(v)
+
+
+# sqlalchemy.engine.make_url's own pattern for the scheme (importing sqlalchemy here would
+# cost every command ~0.3 s); the value is not echoed: a database URL may carry a password
+_DB_URL = re.compile(r"^[\w+]+://")
+
+
+def _db_url(v: Any) -> str:
+    if not isinstance(v, str) or not _DB_URL.match(v):
+        raise ValueError("must be a SQLAlchemy URL (dialect[+driver]://..., e.g. sqlite:///lphedge.db)")
+    return v
+
+
 def _env_name(v: str) -> str:
     # the NAME of a variable; upper case keeps a pasted key (mixed case) from passing, and
     # the value is not echoed in case it is one
@@ -223,7 +239,7 @@ class ChainSettings(_Section):
 
 # ------------------------------------------------------------------------------ db
 class DbSettings(_Section):
-    url: NonEmpty = "sqlite:///lphedge.db"  # any SQLAlchemy URL
+    url: Annotated[str, AfterValidator(_db_url)] = "sqlite:///lphedge.db"  # any SQLAlchemy URL
 
 
 # ------------------------------------------------------------------------------ market
@@ -279,11 +295,11 @@ class MarketSettings(_Section):
 
     underlyings: list[NonEmpty] = ["ETH"]
     funding_venues: list[Annotated[str, AfterValidator(_funding_venue)]] = list(DEFAULT_FUNDING_VENUES)
-    api_urls: dict[str, str] = {}  # venue -> base URL override (loopback servers, proxies)
+    api_urls: dict[str, Annotated[str, AfterValidator(_http_url)]] = {}  # venue -> base URL override
     timeout_s: Annotated[float, AfterValidator(_positive_finite)] = 10.0
     rate_limit: Annotated[int, AfterValidator(_source_rate)] = 5  # requests/s per source
     deribit: bool = True
-    defillama_url: str = "https://api.llama.fi"
+    defillama_url: Annotated[str, AfterValidator(_http_url)] = "https://api.llama.fi"
     defillama_slugs: list[NonEmpty] = []
     chain: str | None = None  # the [[chains]] entry for on-chain readings (default: first)
     feeds: list[Feed] = []

@@ -21,6 +21,7 @@ HTTP (web3's retry configuration retries the same URL).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter, deque
@@ -138,7 +139,7 @@ class FailoverHTTPProvider(JSONBaseProvider):
                 self._throttles[i].acquire()
                 self.requests[url] += 1
                 result = getattr(self._providers[i], fn)(arg, *more)
-            except (requests.RequestException, OSError, TimeoutError) as exc:
+            except (requests.RequestException, OSError, TimeoutError, json.JSONDecodeError) as exc:
                 with self._lock:
                     self._failures[i] += 1
                 errors.append(scrub(url, [url]) + ": " + scrub(_describe(exc), [url]))
@@ -191,6 +192,8 @@ def _describe(exc: BaseException) -> str:
         return f"HTTPError {exc.response.status_code}"
     if isinstance(exc, requests.Timeout | TimeoutError):
         return f"{type(exc).__name__} (no answer within the timeout)"
+    if isinstance(exc, json.JSONDecodeError):  # a captive portal, a proxy's error page
+        return "answered with a body that is not JSON (not a JSON-RPC endpoint?)"
     return type(exc).__name__
 
 

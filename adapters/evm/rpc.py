@@ -10,6 +10,7 @@ cost of a read.
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
@@ -143,10 +144,12 @@ class RpcPool:
                     result = await self._call(ep, fn, payload)
                 ep.failures = 0
                 return result
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError, json.JSONDecodeError) as exc:
                 ep.failures += 1
                 # aiohttp puts the full URL (key included) into some error texts
-                errors.append(scrub(ep.url, [ep.url]) + ": " + scrub(f"{type(exc).__name__} {exc}".strip(), [ep.url]))
+                what = (f"{type(exc).__name__} {exc}".strip() if not isinstance(exc, json.JSONDecodeError)
+                        else "answered with a body that is not JSON (not a JSON-RPC endpoint?)")
+                errors.append(scrub(ep.url, [ep.url]) + ": " + scrub(what, [ep.url]))
         if wrong and not errors:
             raise WrongChain("wrong chain: " + "; ".join(dict.fromkeys(wrong)))
         errors += [f"another URL: {w}" for w in dict.fromkeys(wrong)]

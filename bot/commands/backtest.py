@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -40,6 +41,17 @@ def _date(text: str | None, name: str) -> int | None:
 def _positive(value: float, name: str) -> None:
     if not math.isfinite(value) or value <= 0:
         raise BacktestError(f"{name}: must be > 0, got {value}")
+
+
+def _check_report_dir(d: Path) -> None:
+    """--report names a directory that exists or can be made (checked before the run)."""
+    if d.exists() and not d.is_dir():
+        raise BacktestError(f"--report: {d} exists and is not a directory")
+    parent = d
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise BacktestError(f"--report {d}: {parent} is not a writable directory")
 
 
 def register(app: typer.Typer) -> None:
@@ -95,6 +107,7 @@ def register(app: typer.Typer) -> None:
         cfg = Config(start, end, range_pct, recenter_days, fee_apr, position_usd, baseline)
         if report is not None:
             check_report_deps()  # fail before hours of work, not after
+            _check_report_dir(report)
         console = Console(stderr=True)
         if json_out or not console.is_terminal:
             res = run(hist, pol, cfg)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bot.errors import UserError
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
@@ -26,6 +28,12 @@ JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable outpu
 
 def _url(db: str | None) -> str:
     if db:
+        import re
+
+        # make_url's scheme pattern; the value is not echoed (it may carry a password)
+        if not re.match(r"^[\w+]+://", db):
+            raise UserError("database <unparsable database_url>: --db: Could not parse SQLAlchemy URL "
+                            "(dialect[+driver]://..., e.g. sqlite:///lphedge.db)")
         return db
     from bot.settings import load_settings
 
@@ -128,10 +136,18 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Undo revisions down to REVISION ('base' drops every table of the bot: data lost)."""
+        import re
+
         from bot.db.engine import safe_db_url
-        from bot.db.migrate import downgrade
+        from bot.db.migrate import downgrade, revisions
 
         url = _url(db)
+        known = revisions()
+        if not (revision == "base" or re.fullmatch(r"-\d+", revision)
+                or any(r.startswith(revision) for r in known)):
+            # named before the database is opened (opening creates a missing SQLite file)
+            raise UserError(f"database {safe_db_url(url)}: REVISION {revision!r} is not a revision "
+                            f"(one of base, {', '.join(known)}, -N)")
         engine = _engine(url)
         assert engine is not None
         try:

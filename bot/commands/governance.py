@@ -8,6 +8,7 @@ are never printed or logged. Hashes are always recomputed locally from the field
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -48,6 +49,7 @@ def _connection(rpc_url: str | None) -> Any:
     from adapters.evm.rpc import RpcUnavailable
 
     settings = _settings()
+    _check_rpc_url(rpc_url)
     urls = [rpc_url] if rpc_url else list(settings.rpc_url_list)
     if not urls:
         raise UserError("no RPC: pass --rpc-url or set LPHEDGE_RPC_URLS")
@@ -70,8 +72,24 @@ def _safe(rpc_url: str | None, safe: str | None) -> Any:
     address = parse_address(address, "--safe")  # before any network call
     conn = _connection(rpc_url)
     chain = _settings().chain
-    return SafeAdapter.from_connection(conn, address, max_block_age=chain.max_block_age,
-                                       max_block_lag=chain.max_block_lag)
+    from web3.exceptions import BadFunctionCallOutput, ContractLogicError
+
+    from adapters.evm.safe import SafeError
+
+    try:
+        sa = SafeAdapter.from_connection(conn, address, max_block_age=chain.max_block_age,
+                                         max_block_lag=chain.max_block_lag)
+        # a Safe answers these; a wallet, a token or another contract does not (an
+        # unanswered call used to surface as "error: ContractLogicError", exit 1)
+        sa.contract.functions.VERSION().call()
+        sa.contract.functions.getThreshold().call()
+    except SafeError as exc:
+        if isinstance(exc, Transient):
+            raise
+        raise UserError(f"--safe {address}: {exc}") from None
+    except (ContractLogicError, BadFunctionCallOutput):
+        raise UserError(f"--safe {address} is not a Safe (VERSION()/getThreshold() revert)") from None
+    return sa
 
 
 def _in_force(sa: Any, store: Any) -> Any:
@@ -110,15 +128,72 @@ def _store(db: str | None) -> Any:
         ) from None
 
 
+def _check_rpc_url(rpc_url: str | None, flag: str = "--rpc-url") -> None:
+    if rpc_url is not None and not rpc_url.startswith(("http://", "https://")):
+        raise UserError(f"{flag} must be an http(s) URL")  # not echoed: it may carry a key
+
+
+def _check_db_url(db: str | None) -> None:
+    """--db's syntax, before any network call (the store itself is opened after the RPC)."""
+    import re
+
+    if db is not None and not re.match(r"^[\w+]+://", db):  # make_url's scheme pattern
+        raise UserError("database <unparsable database_url>: --db: Could not parse SQLAlchemy URL "
+                        "(dialect[+driver]://..., e.g. sqlite:///lphedge.db)")
+
+
+def _check_out(out: Path | None) -> None:
+    """-o is checked before anything is read from the chain or recorded."""
+    from bot.commands.files import check_out_path
+
+    if out is not None:
+        check_out_path(out, "--out")
+
+
+def _read_bytes(path: Path, what: str = "") -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {what}{path}: {exc.strerror}") from None
+
+
+def _policy_bytes(path: Path, flag: str = "") -> bytes:
+    """A policy file's bytes, parsed once here so that a file that is no policy is named
+    (with its path) before any network call."""
+    from bot import governance as G
+
+    content = _read_bytes(path, "policy file ")
+    try:
+        G.policy_hash_of_bytes(content)
+    except G.GovernanceError as exc:
+        raise UserError(f"{flag}{path}: {exc}") from None
+    return content
+
+
+def _check_local(*, out: Path | None = None, db: str | None = None, rpc_url: str | None = None,
+                 safe: str | None = None) -> None:
+    """Everything about a governance command's arguments that needs no network, checked
+    before the first RPC call: bad input is named, never hidden behind "RPC unreachable"."""
+    from policies.address import parse_address
+
+    _check_rpc_url(rpc_url)
+    if safe:
+        parse_address(safe, "--safe")
+    _check_db_url(db)
+    _check_out(out)
+
+
 def load_key(key_file: Path | None, key_env: str | None) -> LocalAccount:
     """A signer from a key file or a named env variable; the key itself is never echoed."""
     if (key_file is None) == (key_env is None):
         raise UserError("give exactly one of --key-file or --key-env")
     if key_file is not None:
         try:
-            raw = key_file.read_text().strip()
+            raw = key_file.read_bytes().decode("ascii").strip()
         except OSError as exc:
             raise UserError(f"cannot read key file {key_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:  # the bytes are never echoed: they may be the key
+            raise UserError(f"key file {key_file} does not hold a hex private key (not text)") from None
         source = f"key file {key_file}"
     else:
         raw = os.environ.get(str(key_env), "").strip()
@@ -136,9 +211,11 @@ def load_key(key_file: Path | None, key_env: str | None) -> LocalAccount:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not JSON: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
     if not isinstance(data, dict):
@@ -166,16 +243,18 @@ def policy_approve(
     """Without a key: print what the owners sign (for Safe{Wallet}). With one: sign it."""
     from bot import governance as G
 
+    content = _policy_bytes(file)
+    _check_local(out=out, rpc_url=rpc_url, safe=safe)
+    account = None if key_file is None and key_env is None else load_key(key_file, key_env)
     try:
-        content = file.read_bytes()
         sa = _safe(rpc_url, safe)
-        if key_file is None and key_env is None:
+        if account is None:
             req = G.approval_request(G.policy_hash_of_bytes(content), sa.chain_id, sa.address)
             if sa.get_message_hash(req.data_hash) != req.safe_message_hash:
                 raise Refused("the Safe's getMessageHash disagrees with the local hash; refusing")
             _emit({"chain_id": sa.chain_id, "safe": sa.address, **req.to_json()}, out)
             return
-        doc = G.sign_policy(content, load_key(key_file, key_env), sa.chain_id, sa.address)
+        doc = G.sign_policy(content, account, sa.chain_id, sa.address)
     except OSError as exc:
         raise UserError(f"cannot read {file}: {exc.strerror}") from None
     _emit(doc, out)
@@ -194,12 +273,14 @@ def policy_verify(
     Without: tell whether this file is the approved policy (exit 2 if not)."""
     from bot import governance as G
 
+    content = _policy_bytes(file)
+    docs = [_read_json(p) for p in signatures or []]
+    _check_local(db=db, rpc_url=rpc_url, safe=safe)
     sa, store = _safe(rpc_url, safe), _store(db)
     gate = G.PolicyGate(sa, store)
     try:
         if signatures:
-            content = file.read_bytes()
-            approval = gate.approve(content, [_read_json(p) for p in signatures], source=str(file))
+            approval = gate.approve(content, docs, source=str(file))
             result = {"approved": True, "policy_hash": approval.policy_hash, "sequence": approval.sequence,
                       "safe": sa.address, "chain_id": sa.chain_id}
         else:
@@ -243,10 +324,19 @@ def override_propose(
 ) -> None:
     """Print the override's hash and typed data (JSON) for the owners to sign."""
 
-    if ttl_hours <= 0:
-        raise UserError("--ttl-hours must be > 0")
     _refuse_policy_option(policy)
     _propose(kind, _parse_params(param or []), reason, ttl_hours, nonce, out, rpc_url, safe, db)
+
+
+MAX_TTL_HOURS = 24 * 366  # an override proposal lives hours or days, never years
+MAX_NONCE = 2**63 - 1  # stored in a signed 64-bit column (SQLite INTEGER, PostgreSQL BIGINT)
+
+
+def _check_ttl_nonce(ttl_hours: float, nonce: int | None) -> None:
+    if not math.isfinite(ttl_hours) or not 0 < ttl_hours <= MAX_TTL_HOURS:
+        raise UserError(f"--ttl-hours must be a number of hours in (0, {MAX_TTL_HOURS}], got {ttl_hours}")
+    if nonce is not None and not 0 <= nonce <= MAX_NONCE:
+        raise UserError(f"--nonce must be in [0, 2^63 - 1], got {nonce}")
 
 
 def _propose(kind: str, params: dict[str, Any], reason: str, ttl_hours: float, nonce: int | None,
@@ -254,6 +344,10 @@ def _propose(kind: str, params: dict[str, Any], reason: str, ttl_hours: float, n
     """Propose under the approved policy in force: its layers, bound to its hash."""
     from bot import governance as G
 
+    _check_ttl_nonce(ttl_hours, nonce)
+    # kind, params and reason now; the layer is checked against the policy in force below
+    G.validate_override(kind, params, reason, (params["layer"],) if "layer" in params else G.LAYERS)
+    _check_local(out=out, db=db, rpc_url=rpc_url, safe=safe)
     sa, store = _safe(rpc_url, safe), _store(db)
     n = store.next_override_nonce(sa.chain_id, sa.address) if nonce is None else nonce
     loaded = _in_force(sa, store)
@@ -279,10 +373,8 @@ def override_cancel(
 ) -> None:
     """Propose cancelling an applied override: a cancel_override, signed and applied like any
     override; loosening, so it always needs the threshold."""
-    if ttl_hours <= 0:
-        raise UserError("--ttl-hours must be > 0")
-    if target < 0:
-        raise UserError("NONCE must be >= 0")
+    if not 0 <= target <= MAX_NONCE:
+        raise UserError(f"NONCE (the override to cancel) must be in [0, 2^63 - 1], got {target}")
     _propose("cancel_override", {"nonce": target}, reason, ttl_hours, nonce, out, rpc_url, safe, db)
 
 
@@ -300,14 +392,12 @@ def override_sign(
     doc = _read_json(file)
     layers = G.LAYERS
     if policy is not None:
-        try:
-            layers = G.policy_layers(policy.read_bytes())
-        except OSError as exc:
-            raise UserError(f"cannot read {policy}: {exc.strerror}") from None
+        layers = G.policy_layers(_policy_bytes(policy, "--policy "))
     prop = G.proposal_from_typed_data(doc.get("typed_data") or {}, layers)
     claimed = doc.get("override_hash")
     if claimed and claimed.lower() != "0x" + prop.override_hash.hex():
         raise UserError(f"{file} claims hash {claimed} but its fields hash to 0x{prop.override_hash.hex()}")
+    _check_out(out)  # before the key is read
     signed = G.sign_override(prop, load_key(key_file, key_env))
     _emit(signed, out)
     print(f"signed override 0x{prop.override_hash.hex()} as {signed['signer']}", file=sys.stderr)
@@ -326,9 +416,11 @@ def override_apply(
     from bot import governance as G
 
     _refuse_policy_option(policy)
+    docs = [_read_json(f) for f in files]
+    _check_local(db=db, rpc_url=rpc_url, safe=safe)
     sa, store = _safe(rpc_url, safe), _store(db)
     gate = G.OverrideGate.for_policy(sa, store, _in_force(sa, store))
-    applied = gate.apply([_read_json(f) for f in files], now=int(time.time()))
+    applied = gate.apply(docs, now=int(time.time()))
     r = applied.record
     result = {"applied": True, "override_hash": r.override_hash, "kind": r.kind, "params": json.loads(r.params),
               "nonce": r.nonce, "expiry": r.expiry, "signers": applied.signers, "required": applied.required}
@@ -343,6 +435,7 @@ def override_list(rpc_url: RpcOpt = None, safe: SafeOpt = None, db: DbOpt = None
     """Overrides in force now: under the approved policy in force, re-verified on-chain."""
     from bot import governance as G
 
+    _check_local(db=db, rpc_url=rpc_url, safe=safe)
     sa, store = _safe(rpc_url, safe), _store(db)
     gate = G.OverrideGate.for_policy(sa, store, _in_force(sa, store))
     rows = gate.in_force(int(time.time()))
@@ -399,6 +492,13 @@ def roles_setup(
         if safe:
             parse_address(safe, "--safe")  # a bad --safe is named first
         raise UserError("give --condition (a deployed OracleBoundCondition) or --key-file/--key-env to deploy one")
+    _check_local(out=out, db=db, rpc_url=rpc_url, safe=safe)
+    _check_rpc_url(fork_url, "--fork-url")
+    try:
+        role_key = R.role_key(role)
+    except R.RolesError as exc:
+        raise UserError(f"--role: {exc}") from None
+    deployer = "" if condition else load_key(key_file, key_env).key.hex()
     sa, store = _safe(rpc_url, safe), _store(db)
     if Web3.to_checksum_address(bot) in sa.owners():
         raise UserError(f"{bot} is an owner of the Safe; the bot's key must not be")
@@ -414,10 +514,9 @@ def roles_setup(
         raise UserError("no token: pass --token or list [scope] limits in the policy")
     feeds: dict[str, str] = {Web3.to_checksum_address(t): Web3.to_checksum_address(f) for t, f in pscope.oracles.items()}
     try:
-        deployer = "" if condition else load_key(key_file, key_env).key.hex()
         scope = R.bounded_scope(sa.w3, deployer, position_manager=position_manager, swap_router=swap_router,
                                 factory=factory, tokens=tokens, policy_scope=pscope, condition=condition)
-        setup = P.RolesSetup(Web3.to_checksum_address(roles), Web3.to_checksum_address(bot), R.role_key(role),
+        setup = P.RolesSetup(Web3.to_checksum_address(roles), Web3.to_checksum_address(bot), role_key,
                              scope, Web3.to_checksum_address(factory), feeds, pscope.max_oracle_age_seconds)
         tx = S.multisend_call_only_tx(sa, multisend_call_only, setup.calls(sa.w3, sa.address))
         fork = None
@@ -470,8 +569,9 @@ def roles_deploy(
             raise UserError("--condition needs --position-manager and --factory")
         position_manager = parse_address(position_manager, "--position-manager")
         factory = parse_address(factory, "--factory")
-    sa = _safe(rpc_url, safe)
     account = load_key(key_file, key_env)
+    _check_local(db=db, rpc_url=rpc_url, safe=safe)
+    sa = _safe(rpc_url, safe)
     result: dict[str, str] = {}
     if condition:
         assert position_manager is not None and factory is not None

@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.commands.files import check_out_path, write_atomic
+from bot.commands.files import check_out_path, check_unix_time, write_atomic
 from bot.errors import UserError
 from bot.policy_loader import load_policy
 from policies.alvh import Decision, DecisionInputs, decide, decision_to_json
@@ -99,7 +99,6 @@ def _live(policy_path: Path, config: str | None, now: int | None,
         if not value:
             raise UserError(f"--live needs chains.{name} (the [[chains]] entry of --config, or "
                             f"LPHEDGE_{name.upper()})")
-    engine = open_engine(settings.sqlalchemy_url)
     url = chain.rpc_urls[0]
     try:  # every URL of the chain, failover, the chain's timeout, its chain id checked
         from adapters.evm.chain import ChainConnection
@@ -113,6 +112,7 @@ def _live(policy_path: Path, config: str | None, now: int | None,
     except Exception as exc:
         raise UserError(f"Safe {chain.owner} on {redact_urls(url)}: "
                         f"{redact_urls(' '.join(str(exc).split()))[:200]}") from None
+    engine = open_engine(settings.sqlalchemy_url)  # after the chain answered: nothing created before
     audit = AuditStore(engine)
     loaded = G.PolicyGate(safe, audit).load(policy_path)
     if not loaded.from_file:
@@ -244,6 +244,7 @@ def register(app: typer.Typer) -> None:
                                 ("--fee-income", fee_income), ("--now", now)):
                 if value is not None:
                     raise UserError(f"{flag} needs --live")
+        check_unix_time(now, "--now")
         if dump_state is not None:
             check_out_path(dump_state, "--dump-state")
         income = _fee_income_cents(fee_income)

@@ -107,6 +107,12 @@ def register(app: typer.Typer) -> None:
         urls = rpc_url or settings.rpc_url_list
         if not urls:
             raise UserError("--rpc-url: at least one RPC URL is required (or LPHEDGE_RPC_URLS)")
+        if chain_id is not None and chain_id <= 0:
+            raise UserError(f"--chain-id must be > 0, got {chain_id}")
+        if record:  # before the chain is read: a bad database used to fail after it
+            from bot.commands.files import check_database
+
+            check_database(settings.sqlalchemy_url, settings.origins.get("db.url", "db.url"))
         try:
             chain, rows = asyncio.run(
                 read_positions(

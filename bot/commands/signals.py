@@ -127,10 +127,12 @@ def register(app: typer.Typer) -> None:
         no_state: Annotated[bool, typer.Option("--no-state", help="do not read/write hysteresis state")] = False,
     ) -> None:
         """Current market readings, signal levels with evidence, and the regime."""
+        from bot.commands.files import check_unix_time
         from bot.market_signals import STATE_MAX_AGE_S, collect  # ccxt, web3: only when run
         from bot.settings import load_settings
         from bot.store import safe_db_url
 
+        check_unix_time(now, "--now")
         settings = load_settings(config, label="signals config")
         cfg, db_url = settings.market, settings.sqlalchemy_url
         at = now if now is not None else int(time.time())
@@ -187,6 +189,8 @@ def register(app: typer.Typer) -> None:
             raise UserError("--until must be after --since")
         _check_out(out)
         _check_download_args(kind, venue, symbol, timeframe)
+        if api_url is not None and not api_url.startswith(("http://", "https://")):
+            raise UserError("--api-url must be an http(s) URL")
         try:
             if kind == "funding":
                 res = asyncio.run(dl.download_funding(venue or "binanceusdm", base, start, end,

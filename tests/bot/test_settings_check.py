@@ -126,7 +126,7 @@ def test_key_material_is_never_read(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     ("", {"LPHEDGE_RPC_TIMEOUT": "inf"},
      "setting chains[0].timeout (LPHEDGE_RPC_TIMEOUT) must be a number of seconds in (0, 3600], got inf"),
     ("", {"LPHEDGE_DB__URL": "nonsense"},
-     "setting db.url: not a SQLAlchemy URL (dialect[+driver]://..., e.g. sqlite:///lphedge.db)"),
+     "setting db.url (LPHEDGE_DB__URL) must be a SQLAlchemy URL (dialect[+driver]://..., e.g. sqlite:///lphedge.db)"),
     ("", {"LPHEDGE_RPC_URLS": f"ws://node.example/{RPC_KEY}"},
      "setting chains[0].rpc_urls[0] (LPHEDGE_RPC_URLS) must be an http(s) URL, got 'ws://node.example/...'"),
 ])

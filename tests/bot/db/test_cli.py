@@ -147,7 +147,7 @@ def test_psycopg_missing(monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize(
     ("url", "needle"),
     [
-        ("not a url", "<unparsable database_url>"),
+        ("not a url", "--db: Could not parse SQLAlchemy URL"),
         ("nosuchdb://u:hunter2secret@h/d", "unknown database driver (nosuchdb)"),
         ("sqlite:////proc/lphedge-nope/bot.db", "unable to open database file"),
     ],
@@ -163,7 +163,7 @@ def test_unknown_revision(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     url = f"sqlite:///{tmp_path / 'bot.db'}"
     run_json(monkeypatch, capsys, "db", "upgrade", "--db", url)
     code, out, err = lphedge(monkeypatch, capsys, "db", "downgrade", "nope", "--db", url)
-    assert_one_line_error(code, out, err, "Can't locate revision identified by 'nope'")
+    assert_one_line_error(code, out, err, "REVISION 'nope' is not a revision")
     engine = make_engine(url)
     try:
         assert current(engine) == head()  # nothing undone
